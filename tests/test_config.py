@@ -1,0 +1,98 @@
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tftransfer import config as config_lib
+from tftransfer.config import ConfigError, RunConfig
+from tftransfer.validation import validate
+
+
+def _valid(tmp_path, tiny_hub_dir, **changes) -> RunConfig:
+    values = {"dataset": "mnist", "hub_handle": tiny_hub_dir, "output_dir": str(tmp_path / "o")}
+    values.update(changes)
+    return config_lib.from_flat(values)
+
+
+def test_every_flag_name_is_unique_and_public_names_exist():
+    names = [f.name for _, f in config_lib.leaf_fields()]
+    assert len(names) == len(set(names))
+    for public in ("dataset", "data_dir", "hub_handle", "image_size", "batch_size", "epochs",
+                   "fine_tune_depth", "optimizer", "learning_rate", "output_dir", "seed"):
+        assert public in names
+
+
+def test_from_flat_fills_sections_and_keeps_defaults(tmp_path, tiny_hub_dir):
+    cfg = _valid(tmp_path, tiny_hub_dir, image_size=64, head_units=[8, 4])
+    assert cfg.data.image_size == 64 and cfg.head.head_units == (8, 4)
+    assert cfg.train.optimizer == RunConfig().train.optimizer
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3
+
+
+def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
+    cfg = validate(_valid(tmp_path, tiny_hub_dir))
+    assert os.path.isdir(cfg.output_dir)
+    cfg.save(str(tmp_path / "c.json"))
+    assert json.load(open(tmp_path / "c.json"))["data"]["dataset"] == "mnist"
+
+
+@pytest.mark.parametrize("changes, flag", [
+    ({"image_size": 2}, "image_size"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"epochs": 0}, "epochs"),
+    ({"head_epochs": 9, "epochs": 2}, "head_epochs"),
+    ({"fine_tune_depth": -2}, "fine_tune_depth"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"block_pattern": "blocks_\\d+"}, "block_pattern"),
+    ({"block_pattern": "(unclosed"}, "block_pattern"),
+    ({"augmentations": ["flip", "mixup"]}, "augmentations"),
+    ({"validation_fraction": 0.6, "test_fraction": 0.5}, "test_fraction"),
+    ({"dataset": ""}, "dataset"),
+    ({"dataset": "/no/such/folder"}, "dataset"),
+    ({"hub_handle": "/no/such/module"}, "hub_handle"),
+])
+def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
+    with pytest.raises(ConfigError) as info:
+        validate(_valid(tmp_path, tiny_hub_dir, **changes))
+    assert info.value.flag == flag and str(info.value).startswith(f"--{flag}: ")
+
+
+def test_unwritable_output_dir_is_a_config_error(tmp_path, tiny_hub_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="--output_dir"):
+        validate(_valid(tmp_path, tiny_hub_dir, output_dir=str(blocker / "sub")))
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tftransfer.run", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_bad_value_is_one_line_exit_2_before_tensorflow(tmp_path, tiny_hub_dir):
+    result = _run_cli("--dataset=mnist", f"--hub_handle={tiny_hub_dir}",
+                      f"--output_dir={tmp_path}", "--batch_size=0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --batch_size: must be >= 1"]
+
+
+def test_cli_unknown_flag_in_flagfile_is_one_line_exit_2(tmp_path):
+    flagfile = tmp_path / "x.flags"
+    flagfile.write_text("--dataset=mnist\n--no_such_flag=3\n")
+    result = _run_cli(f"--flagfile={flagfile}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no_such_flag" in lines[0] and lines[0].startswith("error: ")
+
+
+def test_validation_does_not_import_tensorflow(tmp_path, tiny_hub_dir):
+    code = ("import sys; from tftransfer import flags, config, validation;"
+            f"validation.validate(config.from_flat({{'dataset': 'mnist', 'hub_handle': "
+            f"{tiny_hub_dir!r}, 'output_dir': {str(tmp_path)!r}}}));"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,153 @@
+import dataclasses
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import write_color_folder
+from tftransfer import data as data_lib
+from tftransfer.config import DataConfig
+from tftransfer.errors import DataError
+from tftransfer.folder_source import load_folder
+
+
+def _cfg(dataset, **changes):
+    return dataclasses.replace(DataConfig(dataset=dataset, image_size=16, batch_size=8), **changes)
+
+
+def _save(path, array, **kwargs):
+    Image.fromarray(array).save(path, **kwargs)
+
+
+def _odd_files_folder(root):
+    """Real-world files next to clean ones: every case the folder reader must survive."""
+    write_color_folder(root, per_class=6)
+    odd = os.path.join(root, "class_0")
+    rgb = np.full((20, 30, 3), 120, np.uint8)
+    _save(os.path.join(odd, "rgba.png"), np.dstack([rgb, np.full((20, 30), 9, np.uint8)]))
+    _save(os.path.join(odd, "grey.png"), rgb[..., 0])
+    _save(os.path.join(odd, "deep.png"), (rgb[..., 0].astype(np.uint16) * 257))
+    _save(os.path.join(odd, "anim.gif"), rgb)
+    _save(os.path.join(odd, "bitmap.bmp"), rgb)
+    _save(os.path.join(odd, "cmyk.jpg"), rgb, format="JPEG")
+    Image.fromarray(rgb).convert("CMYK").save(os.path.join(odd, "cmyk2.jpg"))
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG")
+    open(os.path.join(odd, "truncated.jpg"), "wb").write(buffer.getvalue()[:200])
+    open(os.path.join(odd, "empty.png"), "wb").close()
+    open(os.path.join(odd, "text.jpg"), "w").write("not an image")
+    open(os.path.join(odd, "notes.txt"), "w").write("hello")
+    return str(root)
+
+
+def test_odd_files_are_decoded_or_skipped_and_counted(tmp_path):
+    splits = load_folder(_odd_files_folder(tmp_path), 0.0, 0.0, seed=1)
+    assert splits.skipped == {"not an image file extension": 1,
+                              "corrupt or unsupported image": 3}
+    kept = {os.path.basename(p) for p, _ in splits.files["train"]}
+    assert {"rgba.png", "grey.png", "deep.png", "anim.gif", "bitmap.bmp", "cmyk2.jpg"} <= kept
+    bundle = data_lib.load_data(_cfg(str(tmp_path), validation_fraction=0.0, test_fraction=0.0,
+                                     augment=False), 0, str(tmp_path / "cache"))
+    images = np.concatenate([x for x, _ in bundle.train.as_numpy_iterator()])
+    assert images.shape == (len(splits.files["train"]), 16, 16, 3) == (25, 16, 16, 3)
+    assert images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+
+
+def test_stratified_split_is_seeded_and_keeps_every_class(color_folder):
+    first = load_folder(color_folder, 0.2, 0.2, seed=3)
+    again = load_folder(color_folder, 0.2, 0.2, seed=3)
+    other = load_folder(color_folder, 0.2, 0.2, seed=4)
+    assert first.files == again.files and first.files != other.files
+    for split, expected in (("train", 18), ("validation", 6), ("test", 6)):
+        labels = [label for _, label in first.files[split]]
+        assert [labels.count(c) for c in range(3)] == [expected] * 3
+    assert first.class_names == ["class_0", "class_1", "class_2"]
+
+
+def test_pre_split_folders_are_kept(tmp_path):
+    for split in ("train", "validation", "test"):
+        write_color_folder(tmp_path / split, per_class=4, seed=len(split))
+    splits = load_folder(str(tmp_path), 0.5, 0.5, seed=0)
+    assert {s: len(f) for s, f in splits.files.items()} == {
+        "train": 12, "validation": 12, "test": 12}
+
+
+def test_empty_class_folder_is_a_clear_error(tmp_path):
+    write_color_folder(tmp_path, per_class=4)
+    os.makedirs(tmp_path / "class_empty")
+    with pytest.raises(DataError, match=r"without usable training images: \['class_empty'\]"):
+        load_folder(str(tmp_path), 0.0, 0.0, seed=0)
+
+
+def test_single_class_is_a_clear_error(tmp_path):
+    write_color_folder(tmp_path, per_class=4)
+    for name in ("class_1", "class_2"):
+        for f in os.listdir(tmp_path / name):
+            os.remove(tmp_path / name / f)
+        os.rmdir(tmp_path / name)
+    with pytest.raises(DataError, match="need at least 2 class folders, found 1"):
+        load_folder(str(tmp_path), 0.0, 0.0, seed=0)
+
+
+def test_pipeline_batches_augments_train_only_and_caches(color_folder, tmp_path):
+    bundle = data_lib.load_data(_cfg(color_folder, augmentations=("flip", "crop", "contrast"),
+                                     cache="disk"), 0, str(tmp_path))
+    x, y = next(iter(bundle.train))
+    assert x.shape == (8, 16, 16, 3) and y.dtype == tf.int32
+    first = np.concatenate([x for x, _ in bundle.validation.as_numpy_iterator()])
+    second = np.concatenate([x for x, _ in bundle.validation.as_numpy_iterator()])
+    np.testing.assert_array_equal(first, second)
+    assert bundle.sizes == {"train": 72, "validation": 9, "test": 9}
+    assert any(name.startswith("train_16px") for name in os.listdir(tmp_path))
+
+
+def test_serving_preprocessing_matches_the_pipeline(tmp_path):
+    root = write_color_folder(tmp_path, per_class=2, size=(37, 23))
+    bundle = data_lib.load_data(_cfg(root, validation_fraction=0.0, test_fraction=0.0,
+                                     augment=False), 0, "")
+    pipeline_images = np.concatenate([x for x, _ in bundle.train.as_numpy_iterator()])
+    for name in ("0.jpg", "1.png"):
+        encoded = tf.io.read_file(os.path.join(root, "class_2", name))
+        served = data_lib.preprocess_encoded(encoded, 16).numpy()
+        assert any(np.array_equal(served, image) for image in pipeline_images)
+
+
+def test_tfds_source_with_split_strings_and_holdout(fashion_mnist_dir):
+    cfg = _cfg("fashion_mnist", data_dir=fashion_mnist_dir, train_split="train[:200]",
+               test_split="test[:50]", validation_fraction=0.25, cache="none")
+    bundle = data_lib.load_data(cfg, 0, "")
+    assert bundle.sizes == {"train": 150, "validation": 50, "test": 50}
+    assert bundle.class_names[0] == "T-shirt/top" and bundle.num_classes == 10
+    x, _ = next(iter(bundle.test))
+    assert x.shape == (8, 16, 16, 3)
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])  # grey repeated into RGB
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dataset": "no_such_dataset_xyz"}, "unknown TFDS dataset 'no_such_dataset_xyz'"),
+    ({"train_split": "train[:0]"}, r"--train_split: split 'train\[:0\]' .* selects no examples"),
+    ({"test_split": "bogus"}, "--test_split: invalid split 'bogus'"),
+])
+def test_tfds_errors_are_one_line(fashion_mnist_dir, changes, message):
+    cfg = _cfg(changes.pop("dataset", "fashion_mnist"), data_dir=fashion_mnist_dir, **changes)
+    with pytest.raises(DataError, match=message) as info:
+        data_lib.load_data(cfg, 0, "")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("batch, size, replicas, expected", [
+    (32, 1000, 1, 32), (32, 1024, 2, 32), (32, 1001, 2, 32), (32, 1025, 2, 30), (16, 9, 2, 6), (16, 8, 2, 8),
+    (64, 65, 4, 60)])
+def test_replica_safe_batch_size(batch, size, replicas, expected):
+    chosen = data_lib.replica_safe_batch_size(batch, size, replicas)
+    assert chosen == expected and chosen % replicas == 0
+    assert size % chosen == 0 or size % chosen >= replicas
+
+
+def test_a_split_smaller_than_the_replicas_is_an_error():
+    with pytest.raises(DataError, match="cannot feed 4 replicas"):
+        data_lib.replica_safe_batch_size(8, 3, 4)

@@ -1,0 +1,125 @@
+"""End to end: flags -> config -> data -> model -> train -> evaluate -> export."""
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+from PIL import Image
+
+from conftest import make_config
+from test_export import serve_in_fresh_process
+from tftransfer import run as run_lib
+
+
+def _changed_variables(handle, classifier):
+    backbone = classifier.get_layer("backbone")
+    original = {v.name: v.numpy() for v in hub.load(handle).variables}
+    return {v.name for v in backbone.module.variables
+            if not np.array_equal(original[v.name], v.numpy())}
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, fashion_mnist_dir, lite0_handle):
+    """Lite0 (ImageNet) fine-tuned on 600 real Fashion-MNIST images at 32 px."""
+    out = tmp_path_factory.mktemp("real_run")
+    cfg = make_config(out, dataset="fashion_mnist", data_dir=fashion_mnist_dir,
+                      hub_handle=lite0_handle, train_split="train[:600]",
+                      test_split="test[:300]", validation_fraction=0.2, image_size=32,
+                      batch_size=32, fine_tune_depth=2, epochs=4, head_epochs=2,
+                      learning_rate=3e-3, early_stopping_patience=0)
+    return cfg, run_lib.run(cfg)
+
+
+def test_real_run_learns_and_writes_every_output(real_run):
+    cfg, outputs = real_run
+    metrics = json.load(open(os.path.join(cfg.output_dir, "metrics.json")))
+    assert metrics["test"]["accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert np.isfinite(metrics["test"]["loss"])
+    for name in ("config.json", "labels.txt", "metrics.json", "saved_model/saved_model.pb"):
+        assert os.path.isfile(os.path.join(cfg.output_dir, name)), name
+    assert open(os.path.join(cfg.output_dir, "labels.txt")).read().split("\n")[0] == "T-shirt/top"
+    events = [f for _, _, files in os.walk(os.path.join(cfg.output_dir, "tensorboard"))
+              for f in files if f.startswith("events.out")]
+    assert len(events) >= 2  # train and validation writers
+
+
+def test_real_run_fine_tunes_exactly_the_top_blocks(real_run, lite0_handle):
+    _, outputs = real_run
+    changed = _changed_variables(lite0_handle, outputs.classifier)
+    module = outputs.classifier.get_layer("backbone").module
+    expected = {v.name for v in module.trainable_variables
+                if v.name.startswith(("blocks_14/", "blocks_15/", "head/"))}
+    assert changed == expected
+
+
+def test_real_export_in_fresh_process_matches_the_model_on_png_bytes(real_run, tmp_path):
+    cfg, outputs = real_run
+    images, _ = next(iter(outputs.data.test))
+    raw = tf.data.Dataset.from_tensor_slices([0])  # keep tf initialised in this process
+    del raw
+    import tensorflow_datasets as tfds
+    originals = tfds.load("fashion_mnist", split="test[:8]", data_dir=cfg.data.data_dir,
+                          as_supervised=True)
+    files = []
+    for i, (image, _) in enumerate(originals.as_numpy_iterator()):
+        path = str(tmp_path / f"{i}.png")
+        Image.fromarray(image[..., 0]).save(path)
+        files.append(path)
+    served = serve_in_fresh_process(outputs.export_dir, files, tmp_path)
+    expected = outputs.classifier.predict(images[:8], verbose=0)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    names = outputs.data.class_names
+    assert list(served["classes"]) == [names[i] for i in expected.argmax(axis=1)]
+
+
+def test_depth_zero_leaves_the_real_backbone_bit_identical(tmp_path, fashion_mnist_dir,
+                                                           lite0_handle):
+    cfg = make_config(tmp_path, dataset="fashion_mnist", data_dir=fashion_mnist_dir,
+                      hub_handle=lite0_handle, train_split="train[:200]",
+                      test_split="test[:64]", image_size=32, fine_tune_depth=0, epochs=1)
+    outputs = run_lib.run(cfg)
+    assert _changed_variables(lite0_handle, outputs.classifier) == set()
+
+
+def test_mirrored_strategy_with_two_replicas_trains_and_exports(tmp_path, tiny_hub_dir,
+                                                               color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      strategy="mirrored", fine_tune_depth=1, epochs=3, head_epochs=1,
+                      learning_rate=0.05)
+    outputs = run_lib.run(cfg)
+    assert tf.distribute.has_strategy() is False
+    module = outputs.classifier.get_layer("backbone").module
+    replicas = module.variables[-1].values
+    assert len(replicas) == 2
+    np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
+    assert outputs.metrics["test"]["accuracy"] > 0.5
+    assert os.path.isfile(os.path.join(outputs.export_dir, "saved_model.pb"))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tftransfer.run", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_with_flagfile_and_override(tmp_path, tiny_hub_dir, color_folder):
+    flagfile = tmp_path / "small.flags"
+    flagfile.write_text(f"--dataset={color_folder}\n--hub_handle={tiny_hub_dir}\n"
+                        "--image_size=24\n--epochs=5\n--output_dir=/nonexistent/never\n")
+    out = tmp_path / "out"
+    result = _cli(f"--flagfile={flagfile}", "--epochs=1", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.load(open(out / "config.json"))["train"]["epochs"] == 1
+    assert os.path.isdir(out / "saved_model")
+
+
+def test_cli_data_error_is_one_line_exit_2(tmp_path, tiny_hub_dir, color_folder):
+    result = _cli("--dataset=no_such_dataset_xyz", f"--hub_handle={tiny_hub_dir}",
+                  f"--output_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: unknown TFDS dataset 'no_such_dataset_xyz' (and no such folder)")

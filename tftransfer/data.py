@@ -1,0 +1,183 @@
+"""The input stage: a TFDS name or an image folder -> batched tf.data splits.
+
+Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]). Decoding and
+resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
+augmentation (Keras preprocessing layers) runs on training batches only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tftransfer import folder_source, tfds_source
+from tftransfer.config import DataConfig, is_tfds_name
+from tftransfer.errors import DataError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass
+class Examples:
+    """One split before batching: (image uint8 [H, W, C] or file path, label) pairs."""
+    dataset: tf.data.Dataset
+    size: int
+    from_files: bool
+
+
+@dataclasses.dataclass
+class DataBundle:
+    class_names: list[str]
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset | None
+    sizes: dict[str, int]
+    class_counts: dict[str, list[int]]
+    skipped: dict[str, int]
+    train_unbatched: tf.data.Dataset = None     # resized uint8, before shuffling/augmentation
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _to_rgb_resized(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [H, W, 1|3|4] -> uint8 RGB [size, size, 3] (grey repeated, alpha dropped)."""
+    if image.shape[-1] is None:
+        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.tile(image, [1, 1, 3]),
+                        lambda: image[..., :3])
+    elif image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    image = image[..., :3]
+    image.set_shape([None, None, 3])
+    resized = tf.image.resize(image, [size, size], antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def preprocess_encoded(encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """Encoded image bytes -> float32 [size, size, 3] in [0, 1], exactly as training saw them."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return tf.cast(_to_rgb_resized(image, size), tf.float32) / 255.0
+
+
+def _decoded(examples: Examples, size: int) -> tf.data.Dataset:
+    def prepare(image_or_path, label):
+        image = folder_source.decode_file(image_or_path) if examples.from_files else image_or_path
+        return _to_rgb_resized(image, size), tf.cast(label, tf.int32)
+
+    return examples.dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _cached(ds: tf.data.Dataset, split: str, n: int, cfg: DataConfig, cache_dir: str):
+    mode = cfg.cache
+    if mode == "auto":
+        megabytes = n * cfg.image_size * cfg.image_size * 3 / 2**20
+        mode = "memory" if megabytes <= cfg.cache_limit_mb else "disk"
+    if mode == "memory":
+        return ds.cache()
+    if mode == "disk":
+        os.makedirs(cache_dir, exist_ok=True)
+        return ds.cache(os.path.join(cache_dir, f"{split}_{cfg.image_size}px"))
+    return ds
+
+
+def augmentation_layers(cfg: DataConfig, seed: int) -> list[keras.layers.Layer]:
+    size = cfg.image_size
+    makers = {
+        "flip": lambda s: [keras.layers.RandomFlip("horizontal", seed=s)],
+        "crop": lambda s: [keras.layers.Resizing(size * 8 // 7, size * 8 // 7),
+                           keras.layers.RandomCrop(size, size, seed=s)],
+        "rotation": lambda s: [keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=s)],
+        "zoom": lambda s: [keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=s)],
+        "contrast": lambda s: [keras.layers.RandomContrast(0.2, value_range=(0, 1), seed=s)],
+        "brightness": lambda s: [keras.layers.RandomBrightness(0.1, value_range=(0, 1),
+                                                               seed=s)],
+    }
+    layers = []
+    for i, name in enumerate(cfg.augmentations if cfg.augment else ()):
+        layers += makers[name](seed + i)
+    return layers
+
+
+def _augmenter(cfg: DataConfig, seed: int):
+    layers = augmentation_layers(cfg, seed)
+
+    def augment(images, labels):
+        for layer in layers:
+            images = layer(images, training=True)
+        return tf.clip_by_value(images, 0.0, 1.0), labels
+    return augment if layers else None
+
+
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32) / 255.0, labels
+
+
+def replica_safe_batch_size(batch_size: int, split_size: int, replicas: int) -> int:
+    """A batch size <= batch_size whose first and last batches give every replica data.
+
+    Keras 3.15 builds a distributed model from the first batch reduced across replicas
+    (fails when it splits unevenly), and a restored SavedModel function fails on the empty
+    per-replica batch a tiny final batch leaves. Usually batch_size itself qualifies."""
+    if replicas <= 1:
+        return batch_size
+    for candidate in range(min(batch_size, split_size), 0, -1):
+        remainder = split_size % candidate
+        if candidate % replicas == 0 and (remainder == 0 or remainder >= replicas):
+            return candidate
+    raise DataError(f"a split of {split_size} examples cannot feed {replicas} replicas")
+
+
+def batched(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    return ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
+                      batch_size: int) -> tf.data.Dataset:
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
+    augment = _augmenter(cfg, seed)
+    if augment:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _load_examples(cfg: DataConfig, seed: int):
+    if is_tfds_name(cfg.dataset):
+        class_names, splits = tfds_source.load_tfds(cfg)
+        return class_names, {s: Examples(*pair, from_files=False) if pair else None
+                             for s, pair in splits.items()}, {}, {}
+    folders = folder_source.load_folder(cfg.dataset, cfg.validation_fraction,
+                                        cfg.test_fraction, seed)
+
+    def examples(items):
+        paths = [p for p, _ in items]
+        labels = [label for _, label in items]
+        return Examples(tf.data.Dataset.from_tensor_slices((paths, labels)), len(items), True)
+    splits = {s: examples(items) if items else None for s, items in folders.files.items()}
+    counts = {s: [sum(1 for _, y in items if y == c) for c in range(len(folders.class_names))]
+              for s, items in folders.files.items() if items}
+    return folders.class_names, splits, counts, folders.skipped
+
+
+def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
+    """Loads, splits, decodes and batches the data described by `cfg`."""
+    class_names, examples, class_counts, skipped = _load_examples(cfg, seed)
+    sizes = {s: e.size for s, e in examples.items() if e is not None}
+    decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
+               for s, e in examples.items() if e is not None}
+    batch = {s: replica_safe_batch_size(cfg.batch_size, n, replicas) for s, n in sizes.items()}
+    logging.info("Data %s: %d classes, split sizes %s, skipped %s", cfg.dataset,
+                 len(class_names), sizes, skipped or "none")
+    return DataBundle(
+        class_names=class_names,
+        train=training_pipeline(decoded["train"], cfg, seed, batch["train"]),
+        validation=batched(decoded["validation"], batch["validation"])
+        if "validation" in decoded else None,
+        test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,
+        sizes=sizes, class_counts=class_counts, skipped=skipped,
+        train_unbatched=decoded["train"])

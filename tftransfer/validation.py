@@ -1,0 +1,103 @@
+"""Checks a RunConfig before any TensorFlow work; returns it with paths normalised."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+
+from tftransfer.config import AUGMENTATIONS, ConfigError, RunConfig, is_tfds_name
+
+
+def _require(condition: bool, flag: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(flag, message)
+
+
+def _expand(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
+def _is_local_handle(handle: str) -> bool:
+    return "://" not in handle  # URLs (tfhub.dev, kaggle.com, gs://) resolve at load time
+
+
+def _check_output_dir(path: str) -> None:
+    _require(bool(path), "output_dir", "is required")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigError("output_dir", f"cannot write to {path}: {e.strerror}") from None
+
+
+def _check_data(cfg: RunConfig) -> None:
+    d = cfg.data
+    _require(bool(d.dataset), "dataset", "is required (a TFDS name or a folder)")
+    if not is_tfds_name(d.dataset):
+        _require(os.path.isdir(d.dataset), "dataset", f"folder not found: {d.dataset}")
+    _require(8 <= d.image_size <= 4096, "image_size", "must be between 8 and 4096")
+    _require(d.batch_size >= 1, "batch_size", "must be >= 1")
+    _require(0 <= d.validation_fraction < 1, "validation_fraction", "must be in [0, 1)")
+    _require(0 <= d.test_fraction < 1, "test_fraction", "must be in [0, 1)")
+    _require(d.validation_fraction + d.test_fraction < 1, "test_fraction",
+             "validation_fraction + test_fraction must be < 1")
+    unknown = sorted(set(d.augmentations) - set(AUGMENTATIONS))
+    _require(not unknown, "augmentations",
+             f"unknown {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+    _require(d.cache_limit_mb >= 0, "cache_limit_mb", "must be >= 0")
+    _require(d.shuffle_buffer >= 1, "shuffle_buffer", "must be >= 1")
+
+
+def _check_backbone(cfg: RunConfig) -> None:
+    b = cfg.backbone
+    _require(bool(b.hub_handle), "hub_handle", "is required")
+    if _is_local_handle(b.hub_handle):
+        _require(os.path.isfile(os.path.join(b.hub_handle, "saved_model.pb")), "hub_handle",
+                 f"no SavedModel (saved_model.pb) in {b.hub_handle}")
+    _require(b.fine_tune_depth >= -1, "fine_tune_depth", "must be -1 (all), 0 or a block count")
+    try:
+        pattern = re.compile(b.block_pattern)
+    except re.error as e:
+        raise ConfigError("block_pattern", f"invalid regex: {e}") from None
+    _require(pattern.groups >= 1, "block_pattern", "needs a capture group naming the block")
+
+
+def _check_head(cfg: RunConfig) -> None:
+    h = cfg.head
+    _require(all(u >= 1 for u in h.head_units), "head_units", "widths must be >= 1")
+    _require(0 <= h.dropout < 1, "dropout", "must be in [0, 1)")
+    _require(h.l2 >= 0, "l2", "must be >= 0")
+    _require(0 <= h.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+
+
+def _check_train(cfg: RunConfig) -> None:
+    t = cfg.train
+    _require(t.epochs >= 1, "epochs", "must be >= 1")
+    _require(0 <= t.head_epochs <= t.epochs, "head_epochs", "must be in [0, --epochs]")
+    _require(t.learning_rate > 0, "learning_rate", "must be > 0")
+    _require(t.fine_tune_lr_factor > 0, "fine_tune_lr_factor", "must be > 0")
+    _require(0 <= t.momentum < 1, "momentum", "must be in [0, 1)")
+    _require(t.weight_decay >= 0, "weight_decay", "must be >= 0")
+    _require(t.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
+    _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Raises ConfigError for the first bad value; returns the config with paths expanded."""
+    data = cfg.data
+    if not is_tfds_name(data.dataset):
+        data = dataclasses.replace(data, dataset=_expand(data.dataset))
+    data = dataclasses.replace(data, data_dir=_expand(data.data_dir))
+    backbone = cfg.backbone
+    if _is_local_handle(backbone.hub_handle):
+        backbone = dataclasses.replace(backbone, hub_handle=_expand(backbone.hub_handle))
+    cfg = dataclasses.replace(cfg, output_dir=_expand(cfg.output_dir), data=data,
+                              backbone=backbone)
+    _check_data(cfg)
+    _check_backbone(cfg)
+    _check_head(cfg)
+    _check_train(cfg)
+    _check_output_dir(cfg.output_dir)
+    return cfg
