@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tftransfer.backbone import HubBackbone
+from tftransfer.distribute import make_strategy
 from tftransfer.errors import BackboneError
 
 
@@ -143,8 +144,7 @@ def test_url_handle_downloads_a_compressed_module_into_the_hub_cache(tiny_hub_di
 
 
 def test_trains_under_mirrored_strategy_with_two_replicas(tiny_hub_dir):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = make_strategy("mirrored", global_batch_size=8)
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         backbone = HubBackbone(tiny_hub_dir)

@@ -123,3 +123,17 @@ def test_cli_data_error_is_one_line_exit_2(tmp_path, tiny_hub_dir, color_folder)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: unknown TFDS dataset 'no_such_dataset_xyz' (and no such folder)")
+
+
+def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      search="hyperband", search_epochs=2, epochs=2, learning_rate=0.05)
+    outputs = run_lib.run(cfg)
+    saved = json.load(open(tmp_path / "config.json"))
+    chosen = saved["chosen_hyperparameters"]
+    trials = json.load(open(tmp_path / "search.json"))["trials"]
+    best = max((t for t in trials if t["score"] is not None), key=lambda t: t["score"])
+    assert chosen == best["hyperparameters"]
+    assert saved["backbone"]["fine_tune_depth"] == chosen["fine_tune_depth"]
+    assert saved["train"]["learning_rate"] == chosen["learning_rate"]
+    assert os.path.isfile(os.path.join(outputs.export_dir, "saved_model.pb"))

@@ -43,11 +43,12 @@ class HubBackbone(keras.layers.Layer):
     """Feature extractor whose top `fine_tune_depth` blocks can be trained."""
 
     def __init__(self, handle: str, block_pattern: str = DEFAULT_BLOCK_PATTERN,
-                 bn_inference: bool = True, name: str = "backbone", **kwargs):
+                 bn_inference: bool = True, name: str = "backbone", module=None, **kwargs):
+        """`module`: an already loaded `handle` to adopt instead of loading it again."""
         # The module's graph is float32; mixed-precision policies apply to the head only.
         super().__init__(name=name, dtype="float32", **kwargs)
         self.handle, self.block_pattern, self.bn_inference = handle, block_pattern, bn_inference
-        self.module = load_module(handle)
+        self.module = module if module is not None else load_module(handle)
         module_trainable = {id(v) for v in self.module.trainable_variables}
         self.variable_names = [v.name for v in self.module.variables]
         self._can_train = [id(v) in module_trainable for v in self.module.variables]

@@ -20,6 +20,7 @@ DEFAULT_BLOCK_PATTERN = (
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
 STRATEGIES = ("auto", "mirrored", "one_device")
 CACHE_MODES = ("auto", "memory", "disk", "none")
+SEARCHES = ("none", "hyperband", "bayesian", "random")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness")
 
 
@@ -96,6 +97,19 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    search: str = field("none", "KerasTuner search before the final training.",
+                        choices=SEARCHES)
+    max_trials: int = field(10, "Trials for bayesian/random search.")
+    search_epochs: int = field(3, "Epochs per trial (Hyperband: its max_epochs).")
+    search_fraction: float = field(1.0, "Seeded fraction of the training split to search on.")
+    executions_per_trial: int = field(1, "Trainings per trial, averaged.")
+    search_space: str = field("", "JSON file overriding the default search space.")
+    max_failed_trials: int = field(3, "Consecutive failed trials before the search stops.")
+    overwrite: bool = field(False, "Start the search afresh instead of resuming it.")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     output_dir: str = field("", "Folder for config, checkpoints, logs, metrics, export.")
     seed: int = field(42, "Seed for splits, shuffling, initialisation.")
@@ -105,6 +119,7 @@ class RunConfig:
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,7 +130,7 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,
-            "train": TrainConfig}
+            "train": TrainConfig, "search": SearchConfig}
 
 
 def leaf_fields() -> list[tuple[str | None, dataclasses.Field]]:

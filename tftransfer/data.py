@@ -7,9 +7,12 @@ augmentation (Keras preprocessing layers) runs on training batches only.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -38,6 +41,7 @@ class DataBundle:
     class_counts: dict[str, list[int]]
     skipped: dict[str, int]
     train_unbatched: tf.data.Dataset = None     # resized uint8, before shuffling/augmentation
+    fingerprint: str = ""                       # identifies the examples in each split
 
     @property
     def num_classes(self) -> int:
@@ -146,11 +150,22 @@ def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
     return ds.prefetch(AUTOTUNE)
 
 
+def _file_fingerprint(files: dict[str, list[tuple[str, int]]]) -> str:
+    digest = hashlib.sha1()
+    for split in sorted(files):
+        for path, label in files[split]:
+            stat = os.stat(path)
+            digest.update(f"{split}|{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _load_examples(cfg: DataConfig, seed: int):
     if is_tfds_name(cfg.dataset):
-        class_names, splits = tfds_source.load_tfds(cfg)
+        class_names, splits, version = tfds_source.load_tfds(cfg)
+        fingerprint = json.dumps([cfg.dataset, version, cfg.train_split, cfg.validation_split,
+                                  cfg.test_split, cfg.validation_fraction])
         return class_names, {s: Examples(*pair, from_files=False) if pair else None
-                             for s, pair in splits.items()}, {}, {}
+                             for s, pair in splits.items()}, {}, {}, fingerprint
     folders = folder_source.load_folder(cfg.dataset, cfg.validation_fraction,
                                         cfg.test_fraction, seed)
 
@@ -161,12 +176,23 @@ def _load_examples(cfg: DataConfig, seed: int):
     splits = {s: examples(items) if items else None for s, items in folders.files.items()}
     counts = {s: [sum(1 for _, y in items if y == c) for c in range(len(folders.class_names))]
               for s, items in folders.files.items() if items}
-    return folders.class_names, splits, counts, folders.skipped
+    return (folders.class_names, splits, counts, folders.skipped,
+            _file_fingerprint(folders.files))
+
+
+def subset(ds: tf.data.Dataset, size: int, fraction: float, seed: int):
+    """A seeded random `fraction` of an unbatched split: (dataset, its size)."""
+    if fraction >= 1.0:
+        return ds, size
+    keep = np.random.default_rng(seed).random(size) < fraction
+    mask = tf.constant(keep)
+    chosen = ds.enumerate().filter(lambda i, _: mask[i]).map(lambda _, example: example)
+    return chosen, int(keep.sum())
 
 
 def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
     """Loads, splits, decodes and batches the data described by `cfg`."""
-    class_names, examples, class_counts, skipped = _load_examples(cfg, seed)
+    class_names, examples, class_counts, skipped, fingerprint = _load_examples(cfg, seed)
     sizes = {s: e.size for s, e in examples.items() if e is not None}
     decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
                for s, e in examples.items() if e is not None}
@@ -180,4 +206,4 @@ def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> 
         if "validation" in decoded else None,
         test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,
         sizes=sizes, class_counts=class_counts, skipped=skipped,
-        train_unbatched=decoded["train"])
+        train_unbatched=decoded["train"], fingerprint=fingerprint)

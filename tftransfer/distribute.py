@@ -7,14 +7,23 @@ from absl import logging
 from tftransfer.config import ConfigError
 
 
+def _mirrored(gpus) -> tf.distribute.MirroredStrategy:
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    # Without GPUs, mirror over the logical CPU devices (tests configure two). Reducing
+    # on one device avoids collective ops, whose instance keys collide when a process
+    # creates several strategies.
+    return tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")],
+        cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def make_strategy(name: str, global_batch_size: int) -> tf.distribute.Strategy:
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     elif name == "mirrored" or (name == "auto" and gpus):
-        # Without GPUs, mirror over the logical CPU devices (tests configure two of them).
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = _mirrored(gpus)
     else:
         strategy = tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync

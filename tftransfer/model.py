@@ -29,8 +29,9 @@ def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.M
     return keras.Model(features, probabilities, name="head")
 
 
-def build_backbone(cfg: BackboneConfig, image_size: int) -> tuple[HubBackbone, int]:
-    backbone = HubBackbone(cfg.hub_handle, cfg.block_pattern, cfg.bn_inference)
+def build_backbone(cfg: BackboneConfig, image_size: int,
+                   module=None) -> tuple[HubBackbone, int]:
+    backbone = HubBackbone(cfg.hub_handle, cfg.block_pattern, cfg.bn_inference, module=module)
     feature_width = backbone.probe(image_size)
     backbone.set_fine_tune_depth(cfg.fine_tune_depth)  # fails early if the depth is too deep
     backbone.set_fine_tune_depth(0)

@@ -44,7 +44,6 @@ def run(cfg) -> RunOutputs:
     from tftransfer import data as data_lib, distribute, evaluate, export, model as model_lib
     from tftransfer import train as train_lib
 
-    cfg.save(os.path.join(cfg.output_dir, "config.json"))
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.mixed_precision:
         import tensorflow as tf
@@ -55,6 +54,16 @@ def run(cfg) -> RunOutputs:
                               strategy.num_replicas_in_sync)
     with open(os.path.join(cfg.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("".join(f"{name}\n" for name in data.class_names))
+    chosen = None
+    if cfg.search.search != "none":
+        from tftransfer import search
+        chosen = search.run_search(cfg, data, strategy).best_values
+        cfg = search.apply_values(cfg, chosen)
+        batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
+                                                 strategy.num_replicas_in_sync)
+        data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
+    _write_json(os.path.join(cfg.output_dir, "config.json"),
+                {**cfg.to_dict(), "chosen_hyperparameters": chosen})
     with strategy.scope():
         backbone, feature_width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
         head = model_lib.build_head(feature_width, data.num_classes, cfg.head)

@@ -46,7 +46,7 @@ def _split_size(builder, split: str, flag: str) -> int:
 
 
 def load_tfds(cfg: DataConfig):
-    """Returns (class_names, {split: (dataset, size) or None})."""
+    """Returns (class_names, {split: (dataset, size) or None}, dataset version)."""
     builder = _builder(cfg)
     _, label_key = _supervised_keys(builder)
     class_names = list(builder.info.features[label_key].names)
@@ -68,4 +68,5 @@ def load_tfds(cfg: DataConfig):
     if cfg.test_split:
         test_size = _split_size(builder, cfg.test_split, "test_split")
         test = (read(cfg.test_split), test_size)
-    return class_names, {"train": (train, train_size), "validation": validation, "test": test}
+    splits = {"train": (train, train_size), "validation": validation, "test": test}
+    return class_names, splits, str(builder.info.version)

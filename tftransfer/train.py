@@ -47,15 +47,7 @@ def plan_phases(cfg: RunConfig) -> list[tuple[str, int, int, float]]:
     return [p for p in phases if p[2] > 0]
 
 
-def _callbacks(cfg: RunConfig, has_validation: bool, best_checkpoint):
-    found = [keras.callbacks.TerminateOnNaN(),
-             keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, "tensorboard"))]
-    if has_validation:
-        found.append(best_checkpoint)
-        if cfg.train.early_stopping_patience:
-            found.append(keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=cfg.train.early_stopping_patience))
-    return found
+_HPARAMS_CALLBACK_MODULE = "tensorboard.plugins.hparams._keras"
 
 
 def _raise_if_diverged(history: dict, phase: str, peak_lr: float) -> None:
@@ -65,38 +57,64 @@ def _raise_if_diverged(history: dict, phase: str, peak_lr: float) -> None:
                                f"lower --learning_rate (peak was {peak_lr:g}) or --l2")
 
 
-def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
-          cfg: RunConfig) -> TrainResult:
-    steps_per_epoch = math.ceil(data.sizes["train"] / cfg.data.batch_size)
+def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
+               train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
+               initial_epoch: int = 0) -> list[PhaseResult]:
+    """Runs the planned phases from `initial_epoch` on (earlier phases are skipped, as when
+    Hyperband continues a trial). `backbone` is None for a head trained on features."""
+    steps_per_epoch = math.ceil(train_size / cfg.data.batch_size)
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
-    best_path = os.path.join(cfg.output_dir, "checkpoints", "best.weights.h5")
-    os.makedirs(os.path.dirname(best_path), exist_ok=True)
-    best_checkpoint = keras.callbacks.ModelCheckpoint(
-        best_path, monitor="val_accuracy", save_best_only=True, save_weights_only=True)
-    results, first_epoch = [], 0
+    results, phase_start = [], 0
     for name, depth, epochs, peak_lr in plan_phases(cfg):
-        backbone.set_fine_tune_depth(depth)
-        model_lib.compile_for_phase(classifier, cfg.train, data.num_classes,
-                                    cfg.head.label_smoothing, peak_lr,
-                                    epochs * steps_per_epoch, warmup_steps)
-        logging.info("Phase %s: depth %d, %d epochs, peak lr %.2g, %d trainable weights",
-                     name, depth, epochs, peak_lr, len(classifier.trainable_weights))
-        start = time.perf_counter()
-        history = classifier.fit(
-            data.train, validation_data=data.validation, initial_epoch=first_epoch,
-            epochs=first_epoch + epochs, verbose=2,
-            callbacks=_callbacks(cfg, data.validation is not None, best_checkpoint))
-        seconds = time.perf_counter() - start
+        phase_end, start = phase_start + epochs, max(phase_start, initial_epoch)
+        phase_start = phase_end
+        if phase_end <= initial_epoch:
+            continue
+        if backbone is not None:
+            backbone.set_fine_tune_depth(depth)
+        with classifier.distribute_strategy.scope():  # optimizer slots must be mirrored too
+            model_lib.compile_for_phase(classifier, cfg.train, num_classes,
+                                        cfg.head.label_smoothing, peak_lr,
+                                        (phase_end - start) * steps_per_epoch, warmup_steps)
+        logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
+                     name, depth, start + 1, phase_end, peak_lr,
+                     len(classifier.trainable_weights))
+        clock = time.perf_counter()
+        history = classifier.fit(train_data, validation_data=validation_data,
+                                 initial_epoch=start, epochs=phase_end, verbose=2,
+                                 callbacks=callbacks)
+        seconds = time.perf_counter() - clock
         _raise_if_diverged(history.history, name, peak_lr)
+        # TensorBoard's HParams callback records one session and refuses a second fit().
+        callbacks = [c for c in callbacks if type(c).__module__ != _HPARAMS_CALLBACK_MODULE]
         ran = len(history.epoch)
-        first_epoch += ran
-        results.append(PhaseResult(name, ran, seconds,
-                                   ran * data.sizes["train"] / max(seconds, 1e-9),
+        results.append(PhaseResult(name, ran, seconds, ran * train_size / max(seconds, 1e-9),
                                    {k: [float(v) for v in vs]
                                     for k, vs in history.history.items()}))
+    return results
+
+
+def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
+          cfg: RunConfig) -> TrainResult:
+    """The final training: phases, TensorBoard, early stopping, best weights restored."""
+    best_path = os.path.join(cfg.output_dir, "checkpoints", "best.weights.h5")
+    os.makedirs(os.path.dirname(best_path), exist_ok=True)
+    callbacks = [keras.callbacks.TerminateOnNaN(),
+                 keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, "tensorboard"))]
+    best_checkpoint = None
+    if data.validation is not None:
+        # One instance for all phases: phase 2 must beat phase 1's best to replace it.
+        best_checkpoint = keras.callbacks.ModelCheckpoint(
+            best_path, monitor="val_accuracy", save_best_only=True, save_weights_only=True)
+        callbacks.append(best_checkpoint)
+        if cfg.train.early_stopping_patience:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=cfg.train.early_stopping_patience))
+    phases = run_phases(classifier, backbone, data.train, data.validation, data.sizes["train"],
+                        data.num_classes, cfg, callbacks)
     best = None
-    if data.validation is not None and os.path.exists(best_path):
+    if best_checkpoint is not None and os.path.exists(best_path):
         classifier.load_weights(best_path)
         best = float(best_checkpoint.best)
         logging.info("Restored the best weights: validation accuracy %.4f", best)
-    return TrainResult(results, best)
+    return TrainResult(phases, best)

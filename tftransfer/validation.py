@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 
+from tftransfer import search_space
 from tftransfer.config import AUGMENTATIONS, ConfigError, RunConfig, is_tfds_name
 
 
@@ -84,6 +85,17 @@ def _check_train(cfg: RunConfig) -> None:
     _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
 
 
+def _check_search(cfg: RunConfig) -> None:
+    s = cfg.search
+    _require(s.max_trials >= 1, "max_trials", "must be >= 1")
+    _require(s.search_epochs >= 1, "search_epochs", "must be >= 1")
+    _require(0 < s.search_fraction <= 1, "search_fraction", "must be in (0, 1]")
+    _require(s.executions_per_trial >= 1, "executions_per_trial", "must be >= 1")
+    _require(s.max_failed_trials >= 1, "max_failed_trials", "must be >= 1")
+    if s.search_space:
+        search_space.load_overrides(s.search_space)  # raises ConfigError naming the flag
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Raises ConfigError for the first bad value; returns the config with paths expanded."""
     data = cfg.data
@@ -93,11 +105,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     backbone = cfg.backbone
     if _is_local_handle(backbone.hub_handle):
         backbone = dataclasses.replace(backbone, hub_handle=_expand(backbone.hub_handle))
+    search = dataclasses.replace(cfg.search, search_space=_expand(cfg.search.search_space))
     cfg = dataclasses.replace(cfg, output_dir=_expand(cfg.output_dir), data=data,
-                              backbone=backbone)
+                              backbone=backbone, search=search)
     _check_data(cfg)
     _check_backbone(cfg)
     _check_head(cfg)
     _check_train(cfg)
+    _check_search(cfg)
     _check_output_dir(cfg.output_dir)
     return cfg

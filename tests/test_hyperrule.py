@@ -1,0 +1,23 @@
+from tftransfer.hyperrule import LARGE, SMALL, prior
+
+
+def test_tiny_datasets_search_frozen_first():
+    p = prior(500, num_blocks=16)
+    assert p.regime == "small" and p.fine_tune_depths == (0, 1, 2)
+    assert p.dropout[0] >= 0.2
+
+
+def test_medium_datasets_range_from_frozen_to_full():
+    p = prior(SMALL + 1, num_blocks=16)
+    assert p.regime == "medium" and p.fine_tune_depths == (0, 2, 4, 8, -1)
+
+
+def test_large_datasets_fine_tune_deeper_with_fewer_epochs():
+    p = prior(LARGE * 3, num_blocks=16)
+    assert p.regime == "large" and 0 not in p.fine_tune_depths and -1 in p.fine_tune_depths
+    assert p.search_epochs < prior(SMALL + 1, 16).search_epochs
+
+
+def test_depths_never_exceed_the_backbone():
+    assert prior(100, num_blocks=1).fine_tune_depths == (0, 1)
+    assert prior(10_000, num_blocks=3).fine_tune_depths == (0, 1, 2, -1)

@@ -1,0 +1,179 @@
+import json
+import os
+
+import psutil
+import pytest
+import tensorflow as tf
+
+from conftest import make_config
+from tftransfer import backbone as backbone_lib, data as data_lib, distribute, search
+from tftransfer import train as train_lib
+from tftransfer.errors import TrainingDiverged, UserError
+
+
+def _search_config(tmp_path, hub, folder, space=None, **values):
+    if space is not None:
+        path = tmp_path / "space.json"
+        path.write_text(json.dumps(space))
+        values["search_space"] = str(path)
+    defaults = dict(dataset=folder, hub_handle=hub, search="random", max_trials=3,
+                    search_epochs=1, batch_size=16)
+    return make_config(tmp_path / "run", **{**defaults, **values})
+
+
+def _search(cfg, strategy_name="auto"):
+    strategy = distribute.make_strategy(strategy_name, cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    return search.run_search(cfg, data, strategy)
+
+
+class _Counter:
+    def __init__(self, monkeypatch, owner, name):
+        self.calls, original = 0, getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, counted)
+
+
+def test_space_holds_the_depths_the_backbone_has(tmp_path, tiny_hub_dir, color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, max_trials=1)
+    result = _search(cfg)
+    saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
+    assert "fine_tune_depth=Choice(values=(0, 1, 2))" in saved["space"]  # 3 blocks, 72 images
+    assert result.best_values["fine_tune_depth"] in (0, 1, 2)
+
+
+def test_depths_the_backbone_lacks_are_refused(tmp_path, tiny_hub_dir, color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, space={"fine_tune_depth": [0, 7]})
+    with pytest.raises(UserError, match=r"fine_tune_depth \[7\] outside -1..3"):
+        _search(cfg)
+
+
+def test_frozen_trials_reuse_cached_features(tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    loads = _Counter(monkeypatch, backbone_lib, "load_module")
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
+                         space={"fine_tune_depth": [0]})
+    _search(cfg)
+    assert loads.calls == 1  # once for the extraction, never in the 4 trials
+    assert sorted(os.listdir(os.path.join(cfg.output_dir, "features"))) and all(
+        f.endswith(".npz") for d in os.listdir(os.path.join(cfg.output_dir, "features"))
+        for f in os.listdir(os.path.join(cfg.output_dir, "features", d)))
+    saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
+    assert [t["status"] for t in saved["trials"]] == ["COMPLETED"] * 4
+
+
+def test_resume_repeats_no_finished_trial(tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
+                         space={"fine_tune_depth": [0]})
+    fits = {"n": 0}
+    original_fit = search.TransferHyperModel.fit
+
+    def interrupted_fit(self, *args, **kwargs):
+        fits["n"] += 1
+        if fits["n"] == 3:
+            raise KeyboardInterrupt  # like Ctrl-C or a kill in the middle of trial 3
+        return original_fit(self, *args, **kwargs)
+    monkeypatch.setattr(search.TransferHyperModel, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        _search(cfg)
+    monkeypatch.setattr(search.TransferHyperModel, "fit", original_fit)
+    resumed = _Counter(monkeypatch, search.TransferHyperModel, "fit")
+    result = _search(cfg)
+    assert resumed.calls == 2  # the interrupted trial and the fourth; not the two finished
+    ids = [t["trial_id"] for t in result.trials]
+    assert len(ids) == len(set(ids)) == 4
+    assert all(t["status"] == "COMPLETED" for t in result.trials)
+
+
+def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(
+        tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    calls = {"n": 0}
+    original = train_lib.run_phases
+
+    def first_diverges(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TrainingDiverged("training diverged in phase 'head' (loss nan)")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(train_lib, "run_phases", first_diverges)
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=3,
+                         space={"fine_tune_depth": [0]})
+    result = _search(cfg)
+    statuses = sorted(t["status"] for t in result.trials)
+    assert statuses == ["COMPLETED", "COMPLETED", "FAILED"]
+    failed = next(t for t in result.trials if t["status"] == "FAILED")
+    assert "diverged" in failed["message"][0]
+
+
+def test_search_under_mirrored_strategy_with_two_replicas(tmp_path, tiny_hub_dir,
+                                                         color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, search="hyperband",
+                         search_epochs=2, space={"fine_tune_depth": [0, 1]})
+    result = _search(cfg, "mirrored")
+    assert result.trials and all(t["status"] == "COMPLETED" for t in result.trials)
+
+
+def _hparams_runs(logdir):
+    runs = set()
+    for root, _, files in os.walk(logdir):
+        for name in files:
+            if not name.startswith("events.out"):
+                continue
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "hparams":
+                        runs.add(os.path.relpath(root, logdir).split(os.sep)[0])
+    return runs
+
+
+def test_search_json_and_hparams_hold_every_trial(tmp_path, tiny_hub_dir, color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, max_trials=3)
+    result = _search(cfg)
+    saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
+    ids = {t["trial_id"] for t in saved["trials"]}
+    assert len(ids) == 3 and ids == {t["trial_id"] for t in result.trials}
+    for trial in saved["trials"]:
+        assert {"hyperparameters", "score", "status", "seconds"} <= set(trial)
+        assert trial["seconds"] > 0
+    assert _hparams_runs(os.path.join(cfg.output_dir, "tensorboard", "search")) == ids
+
+
+def _bare_keras_growth_per_model(cycles=8) -> float:
+    """RSS growth (bytes) per build+fit+clear_session cycle of a tiny plain Keras model:
+    Keras 3.15 / TF 2.21 keep ~4 MB per cycle however the session is cleared."""
+    import keras
+    import numpy as np
+    x, y = np.random.rand(64, 16).astype("float32"), np.random.randint(0, 3, 64)
+    rss = []
+    for _ in range(cycles):
+        keras.backend.clear_session()
+        inputs = keras.Input((16,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0)
+        rss.append(psutil.Process().memory_info().rss)
+    return (rss[-1] - rss[2]) / (cycles - 3)
+
+
+def test_memory_is_released_between_twenty_trials(tmp_path, tiny_hub_dir, color_folder,
+                                                  monkeypatch):
+    rss = []
+    original = search._TimedTrials.run_trial
+
+    def measured(self, trial, *args, **kwargs):
+        result = original(self, trial, *args, **kwargs)
+        rss.append(psutil.Process().memory_info().rss)
+        return result
+    monkeypatch.setattr(search._TimedTrials, "run_trial", measured)
+    loads = _Counter(monkeypatch, backbone_lib, "load_module")
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=20,
+                         space={"fine_tune_depth": [0, 1], "head_units": ["", "64"]})
+    _search(cfg)
+    assert len(rss) == 20
+    assert loads.calls == 2  # one for feature extraction, one shared by every trial
+    per_trial = (rss[-1] - rss[4]) / 15
+    framework = _bare_keras_growth_per_model()
+    assert per_trial < 3 * framework + 2**20, (
+        f"{per_trial / 2**20:.1f} MB per trial vs {framework / 2**20:.1f} MB per bare Keras model")

@@ -1,0 +1,66 @@
+"""Cached backbone features for frozen search trials.
+
+A frozen backbone without augmentation maps every image to the same feature vector in
+every epoch of every trial, so features are computed once per (backbone, resolution,
+split, data fingerprint) and stored under `<output_dir>/features/`. Heads then train on
+the features alone; the same head model is later put back on the backbone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+
+def cache_key(**parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _extract(backbone: keras.layers.Layer, images: tf.data.Dataset, image_size: int):
+    inputs = keras.Input((image_size, image_size, 3))
+    extractor = keras.Model(inputs, backbone(inputs, training=False))
+    features, labels = [], []
+    progress = keras.utils.Progbar(None, unit_name="batch")
+    for batch_images, batch_labels in images:
+        features.append(extractor(batch_images, training=False).numpy())
+        labels.append(batch_labels.numpy())
+        progress.add(1)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+class FeatureCache:
+    def __init__(self, root: str):
+        self.root = root
+        self.extractions = 0   # how often the backbone ran (tests assert reuse)
+
+    def path(self, key: str, split: str) -> str:
+        return os.path.join(self.root, key, f"{split}.npz")
+
+    def get(self, key: str, split: str, backbone_factory, images: tf.data.Dataset,
+            image_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of `images` (batched, float in [0, 1]); computed once."""
+        path = self.path(key, split)
+        if not os.path.exists(path):
+            logging.info("Extracting %s features once into %s", split, path)
+            features, labels = _extract(backbone_factory(), images, image_size)
+            self.extractions += 1
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp.npz"
+            np.savez(staging, features=features, labels=labels)
+            os.replace(staging, path)
+        stored = np.load(path)
+        return stored["features"], stored["labels"]
+
+
+def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int,
+                    shuffle_seed: int | None = None) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(features), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,111 @@
+"""The search space, declared in one place as data (pure Python, no TensorFlow).
+
+Each hyperparameter is named after the flag it sets, so the best trial's values become
+a config with `config.from_flat`. A JSON file (`--search_space`) overrides entries:
+`[a, b]` is a choice, `{"min": x, "max": y, "log": true}` a range, a scalar a fixed value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from tftransfer.config import OPTIMIZERS, ConfigError
+from tftransfer.hyperrule import Prior
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    min: float
+    max: float
+    log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+
+SEARCHABLE = ("head_units", "dropout", "l2", "label_smoothing", "optimizer", "learning_rate",
+              "fine_tune_depth", "fine_tune_lr_factor", "augment", "batch_size")
+
+
+def default_space(prior: Prior, augment: bool, batch_size: int) -> dict[str, Any]:
+    return {
+        "head_units": Choice(("", "256", "512,256")),
+        "dropout": Range(*prior.dropout),
+        "l2": Choice((0.0, 1e-5, 1e-4)),
+        "label_smoothing": Choice((0.0, 0.1)),
+        "optimizer": Choice(("adam", "sgd")),
+        "learning_rate": Range(*prior.learning_rate, log=True),
+        "fine_tune_depth": Choice(prior.fine_tune_depths),
+        "fine_tune_lr_factor": Range(0.03, 0.5, log=True),
+        # Frozen trials without augmentation train on cached features: keep both kinds.
+        "augment": Choice((False, True)) if augment else Fixed(False),
+        "batch_size": Fixed(batch_size),
+    }
+
+
+def _parse_entry(name: str, raw: Any):
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError("search_space", f"'{name}' has an empty choice list")
+        return Choice(tuple(raw))
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"min", "max", "log"}
+        if unknown or not {"min", "max"} <= set(raw) or raw["min"] > raw["max"]:
+            raise ConfigError("search_space", f"'{name}' range needs min <= max (and "
+                                              f"optional log), got {raw}")
+        return Range(float(raw["min"]), float(raw["max"]), bool(raw.get("log", False)))
+    return Fixed(raw)
+
+
+def load_overrides(path: str) -> dict[str, Any]:
+    """Parses and checks a --search_space JSON file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError("search_space", f"cannot read {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("search_space", "must be a JSON object of {name: spec}")
+    unknown = sorted(set(raw) - set(SEARCHABLE))
+    if unknown:
+        raise ConfigError("search_space", f"unknown hyperparameter(s) {unknown}; "
+                                          f"searchable: {', '.join(SEARCHABLE)}")
+    parsed = {name: _parse_entry(name, spec) for name, spec in raw.items()}
+    optimizers = parsed.get("optimizer")
+    if isinstance(optimizers, Choice) and not set(optimizers.values) <= set(OPTIMIZERS):
+        raise ConfigError("search_space", f"optimizer choices must be in {OPTIMIZERS}")
+    return parsed
+
+
+def build_space(prior: Prior, augment: bool, batch_size: int,
+                overrides: dict[str, Any]) -> dict[str, Any]:
+    return {**default_space(prior, augment, batch_size), **overrides}
+
+
+def describe(space: dict[str, Any]) -> str:
+    return "; ".join(f"{name}={spec}" for name, spec in space.items())
+
+
+def declare(hp, name: str, spec) -> Any:
+    """Declares one entry on KerasTuner HyperParameters and returns its current value."""
+    if isinstance(spec, Choice):
+        return hp.Choice(name, list(spec.values))
+    if isinstance(spec, Range):
+        return hp.Float(name, spec.min, spec.max, sampling="log" if spec.log else "linear")
+    return hp.Fixed(name, spec.value)
+
+
+def to_flag_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Trial values -> flag-style values for config.from_flat."""
+    flat = dict(values)
+    if "head_units" in flat and isinstance(flat["head_units"], str):
+        flat["head_units"] = tuple(int(u) for u in flat["head_units"].split(",") if u)
+    return flat
