@@ -56,7 +56,7 @@ def test_frozen_trials_reuse_cached_features(tmp_path, tiny_hub_dir, color_folde
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
                          space={"fine_tune_depth": [0]})
     _search(cfg)
-    assert loads.calls == 1  # once for the extraction, never in the 4 trials
+    assert loads.calls == 2  # extraction, and one load shared by all trials: none per trial
     assert sorted(os.listdir(os.path.join(cfg.output_dir, "features"))) and all(
         f.endswith(".npz") for d in os.listdir(os.path.join(cfg.output_dir, "features"))
         for f in os.listdir(os.path.join(cfg.output_dir, "features", d)))

@@ -31,7 +31,8 @@ def _flat(cfg: config_lib.RunConfig) -> dict:
 def apply_values(cfg: config_lib.RunConfig, values: dict) -> config_lib.RunConfig:
     """The config with the trial's (or the best) hyperparameter values."""
     flat = _flat(cfg)
-    chosen = search_space.to_flag_values(values)
+    chosen = search_space.to_flag_values(
+        {name: value for name, value in values.items() if name in flat})  # not "tuner/*"
     for name, value in chosen.items():
         if isinstance(flat[name], (bool, int, float)):  # KerasTuner stores bools as 0/1
             chosen[name] = type(flat[name])(value)
