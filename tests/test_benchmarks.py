@@ -11,7 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize("script", ["feature_cache.py"])
 def test_benchmark_quick_mode_prints_a_ratio(script, tmp_path):
-    env = dict(os.environ, HOME=str(tmp_path))  # assets are built into a fresh cache here
+    # Assets are built into a fresh cache under this HOME; the checkout is importable as is.
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--quick"],
                             capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -40,6 +40,13 @@ def test_real_run_learns_and_writes_every_output(real_run):
     metrics = json.load(open(os.path.join(cfg.output_dir, "metrics.json")))
     assert metrics["test"]["accuracy"] > 0.5  # 10 classes: chance is 0.1
     assert np.isfinite(metrics["test"]["loss"])
+    test = metrics["test"]
+    for key in ("macro_f1", "weighted_f1", "auc_roc_macro_ovr", "expected_calibration_error",
+                "top5_accuracy", "confusion_matrix", "per_class"):
+        assert key in test, key
+    assert np.sum(test["confusion_matrix"]) == test["num_examples"] == 300
+    assert [c["class"] for c in test["per_class"]][0] == "T-shirt/top"
+    assert 0.5 < test["auc_roc_macro_ovr"] <= 1.0
     for name in ("config.json", "labels.txt", "metrics.json", "saved_model/saved_model.pb"):
         assert os.path.isfile(os.path.join(cfg.output_dir, name)), name
     assert open(os.path.join(cfg.output_dir, "labels.txt")).read().split("\n")[0] == "T-shirt/top"
@@ -137,3 +144,47 @@ def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, c
     assert saved["backbone"]["fine_tune_depth"] == chosen["fine_tune_depth"]
     assert saved["train"]["learning_rate"] == chosen["learning_rate"]
     assert os.path.isfile(os.path.join(outputs.export_dir, "saved_model.pb"))
+
+
+def test_predict_cli_on_the_real_export_with_real_fashion_mnist_photos(real_run):
+    from tftransfer import predict
+    from tftransfer.assets.efficientnet_lite import sample_images
+    _, outputs = real_run
+    samples = sample_images("fashionMNIST")
+    results = predict.predict_files(outputs.export_dir, [p for p, _ in samples], top_k=3,
+                                    batch_size=8)
+    names = outputs.data.class_names
+    assert len(results) == len(samples) == 20
+    for result in results:
+        probabilities = [p["probability"] for p in result["predictions"]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert all(p["class"] in names for p in result["predictions"])
+    top1 = [names.index(r["predictions"][0]["class"]) for r in results]
+    assert sum(t == label for t, (_, label) in zip(top1, samples)) >= 10  # chance is 2
+
+
+def test_evaluate_cli_on_the_export_reproduces_the_run_metrics(real_run, tmp_path):
+    cfg, outputs = real_run
+    out = tmp_path / "eval.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tftransfer.evaluate", f"--model_dir={outputs.export_dir}",
+         "--dataset=fashion_mnist", f"--data_dir={cfg.data.data_dir}", "--split=test[:300]",
+         f"--output={out}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    exported = json.load(open(out))["test[:300]"]
+    in_process = outputs.metrics["test"]
+    # The serving graph and Keras' graph agree to ~1e-6; a near-tie may flip one argmax.
+    moved = np.abs(np.subtract(exported["confusion_matrix"], in_process["confusion_matrix"]))
+    assert moved.sum() <= 2, (exported["confusion_matrix"], in_process["confusion_matrix"])
+    assert exported["accuracy"] == pytest.approx(in_process["accuracy"], abs=1 / 300 + 1e-9)
+    assert exported["auc_roc_macro_ovr"] == pytest.approx(in_process["auc_roc_macro_ovr"],
+                                                          abs=1e-3)
+    assert exported["loss"] > 0
+
+
+def test_evaluate_cli_errors_are_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tftransfer.evaluate",
+                             f"--model_dir={tmp_path}", "--dataset=fashion_mnist"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: --model_dir: no SavedModel in {tmp_path}"

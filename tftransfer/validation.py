@@ -27,8 +27,7 @@ def _check_output_dir(path: str) -> None:
     _require(bool(path), "output_dir", "is required")
     try:
         os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        tempfile.TemporaryFile(dir=path).close()
     except OSError as e:
         raise ConfigError("output_dir", f"cannot write to {path}: {e.strerror}") from None
 
