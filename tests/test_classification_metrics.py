@@ -47,7 +47,7 @@ def test_fixed_example_matches_hand_counts():
     result = classification_metrics.compute(LABELS, PROBS, NAMES3, num_bins=4)
     assert set(result) == {"accuracy", "macro_f1", "weighted_f1", "auc_roc_macro_ovr",
                            "expected_calibration_error", "confusion_matrix", "per_class",
-                           "num_examples"}
+                           "loss", "num_examples"}
     assert result["num_examples"] == 10
     assert result["accuracy"] == pytest.approx(7 / 10)
     assert result["confusion_matrix"] == CONFUSION
@@ -158,3 +158,9 @@ def test_bad_inputs_raise_one_line_value_error(labels, probs, names):
 def test_bad_num_bins_raises():
     with pytest.raises(ValueError):
         classification_metrics.compute([0, 1], [[0.2, 0.8], [0.6, 0.4]], ["a", "b"], num_bins=0)
+
+
+def test_loss_is_the_mean_negative_log_likelihood_of_the_true_class():
+    result = classification_metrics.compute(LABELS, np.array(PROBS), ["a", "b", "c"])
+    true_class = [PROBS[i][label] for i, label in enumerate(LABELS)]
+    assert result["loss"] == pytest.approx(-np.mean(np.log(true_class)), rel=1e-6)

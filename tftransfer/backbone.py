@@ -16,11 +16,7 @@ from absl import logging
 
 from tftransfer import blocks as blocks_lib
 from tftransfer.config import DEFAULT_BLOCK_PATTERN
-from tftransfer.errors import BackboneError
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+from tftransfer.errors import BackboneError, first_line
 
 
 def load_module(handle: str):
@@ -28,7 +24,7 @@ def load_module(handle: str):
     try:
         module = hub.load(handle)
     except Exception as e:  # hub/TF raise many types for bad handles, downloads, formats
-        raise BackboneError(f"--hub_handle: cannot load '{handle}': {_first_line(e)}") from None
+        raise BackboneError(f"--hub_handle: cannot load '{handle}': {first_line(e)}") from None
     if not callable(module) or not hasattr(module, "variables"):
         raise BackboneError(f"--hub_handle: '{handle}' is not a TF2 reusable SavedModel "
                             "(needs __call__ and variables)")
@@ -84,7 +80,7 @@ class HubBackbone(keras.layers.Layer):
             features = strategy.experimental_local_results(per_replica)[0]
         except Exception as e:  # wrong input size or signature, reported in one line
             raise BackboneError(f"--image_size: the module rejects {image_size}x{image_size} "
-                                f"RGB input: {_first_line(e)}") from None
+                                f"RGB input: {first_line(e)}") from None
         if not isinstance(features, tf.Tensor) or features.shape.rank != 2:
             shape = getattr(features, "shape", type(features).__name__)
             raise BackboneError(f"--hub_handle: '{self.handle}' returns {shape}, not a "

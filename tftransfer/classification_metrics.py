@@ -19,7 +19,8 @@ def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 1
     The predicted class of a row is its first argmax; accuracy, F1, the confusion matrix,
     per-class scores and calibration all use it. Keys: accuracy, top5_accuracy (only when
     C >= 5), macro_f1, weighted_f1, auc_roc_macro_ovr, expected_calibration_error,
-    confusion_matrix (rows = true class, columns = predicted), per_class, num_examples.
+    confusion_matrix (rows = true class, columns = predicted), per_class, loss (mean
+    negative log-likelihood of the true class, no label smoothing), num_examples.
 
     Conventions:
     - precision of a class that is never predicted is 0.0; recall (and F1) of a class
@@ -47,6 +48,8 @@ def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 1
     result["confusion_matrix"] = confusion.tolist()
     per_class_f1 = _f1_scores(labels, predicted, num_classes, None)
     result["per_class"] = _per_class(confusion, per_class_f1, class_names)
+    picked = probabilities[np.arange(len(labels)), labels]
+    result["loss"] = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
     result["num_examples"] = int(len(labels))
     return result
 

@@ -21,6 +21,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
 STRATEGIES = ("auto", "mirrored", "one_device")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("none", "hyperband", "bayesian", "random")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness")
 
 

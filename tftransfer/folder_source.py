@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tftransfer.config import IMAGE_EXTENSIONS
 from tftransfer.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_FOLDERS = ("train", "validation", "test")
 
 

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from absl import app, flags
 
+from tftransfer.config import IMAGE_EXTENSIONS
 from tftransfer.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # as folder_source lists them
 FLAGS = flags.FLAGS
 
 

@@ -13,6 +13,7 @@ import time
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 from absl import logging
 
 from tftransfer import backbone as backbone_lib, config as config_lib, data as data_lib
@@ -150,8 +151,7 @@ def make_tuner(cfg, hypermodel, strategy) -> kt.Tuner:
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
         budget = {"max_trials": cfg.search.max_trials}
-    distributed = strategy.num_replicas_in_sync > 1 or not strategy.__class__.__name__.startswith(
-        "_Default")
+    distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
     return tuner_class(
         hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=cfg.output_dir,
         project_name="search", overwrite=cfg.search.overwrite, seed=cfg.seed,

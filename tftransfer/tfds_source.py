@@ -5,7 +5,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tftransfer.config import DataConfig
-from tftransfer.errors import DataError
+from tftransfer.errors import DataError, first_line
 
 
 def _builder(cfg: DataConfig):
@@ -17,9 +17,8 @@ def _builder(cfg: DataConfig):
         try:
             builder.download_and_prepare()
         except Exception as e:  # network, checksum or disk: all end the run the same way
-            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise DataError(f"TFDS dataset '{cfg.dataset}' is not prepared in "
-                            f"{builder.data_dir} and preparing it failed: {first_line}") from None
+                            f"{builder.data_dir} and preparing it failed: {first_line(e)}") from None
     return builder
 
 
