@@ -47,6 +47,15 @@ def test_real_run_learns_and_writes_every_output(real_run):
     assert np.sum(test["confusion_matrix"]) == test["num_examples"] == 300
     assert [c["class"] for c in test["per_class"]][0] == "T-shirt/top"
     assert 0.5 < test["auc_roc_macro_ovr"] <= 1.0
+    perf = metrics["performance"]
+    assert perf["device"].startswith("CPU: ")
+    for model in ("keras_model", "saved_model"):
+        speed = perf[model]
+        assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"]
+        assert speed["throughput_images_per_s"] > 0 and speed["serving_batch"] == 32
+    assert perf["parameters"]["total"] > perf["parameters"]["trainable"] > 0
+    assert perf["export_megabytes"] > 10  # Lite0's 4.7M float32 weights
+    assert perf["peak_host_memory_megabytes"] > 100
     for name in ("config.json", "labels.txt", "metrics.json", "saved_model/saved_model.pb"):
         assert os.path.isfile(os.path.join(cfg.output_dir, name)), name
     assert open(os.path.join(cfg.output_dir, "labels.txt")).read().split("\n")[0] == "T-shirt/top"

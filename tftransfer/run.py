@@ -42,6 +42,7 @@ def run(cfg) -> RunOutputs:
     """Runs every stage for a validated config; writes the outputs to cfg.output_dir."""
     import keras  # heavy imports only after the config is known to be valid
     from tftransfer import data as data_lib, distribute, evaluate, export, model as model_lib
+    from tftransfer import performance
     from tftransfer import train as train_lib
 
     keras.utils.set_random_seed(cfg.seed)
@@ -77,7 +78,11 @@ def run(cfg) -> RunOutputs:
     export_dir = export.export_saved_model(classifier, data.class_names, cfg.data.image_size,
                                            backbone.module,
                                            os.path.join(cfg.output_dir, "saved_model"))
-    logging.info("Test metrics: %s", metrics.get("test"))
+    metrics["performance"] = performance.measure(classifier, export_dir, cfg.data.image_size,
+                                                 serving_batch=cfg.data.batch_size)
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+    logging.info("Test accuracy %s; performance %s",
+                 metrics.get("test", {}).get("accuracy"), metrics["performance"])
     return RunOutputs(metrics, classifier, data, export_dir)
 
 
