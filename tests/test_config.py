@@ -96,3 +96,8 @@ def test_validation_does_not_import_tensorflow(tmp_path, tiny_hub_dir):
             f"{tiny_hub_dir!r}, 'output_dir': {str(tmp_path)!r}}}));"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_to_flat_inverts_from_flat(tmp_path, tiny_hub_dir):
+    cfg = _valid(tmp_path, tiny_hub_dir, image_size=64, head_units=[8], search="random")
+    assert config_lib.from_flat(config_lib.to_flat(cfg)) == cfg

@@ -125,9 +125,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, **extra: Any) -> None:
+        """Writes the config as JSON, with `extra` top-level entries beside the sections."""
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            json.dump({**self.to_dict(), **extra}, f, indent=2, sort_keys=True)
 
 
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,
@@ -153,6 +154,11 @@ def from_flat(values: dict[str, Any]) -> RunConfig:
             (sections[section] if section else top)[f.name] = value
     built = {s: SECTIONS[s](**kw) for s, kw in sections.items()}
     return RunConfig(**top, **built)
+
+
+def to_flat(cfg: RunConfig) -> dict[str, Any]:
+    """{flag_name: value} of every field; the inverse of from_flat."""
+    return {f.name: getattr(getattr(cfg, s) if s else cfg, f.name) for s, f in leaf_fields()}
 
 
 def is_tfds_name(dataset: str) -> bool:

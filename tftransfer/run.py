@@ -63,8 +63,7 @@ def run(cfg) -> RunOutputs:
         batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
                                                  strategy.num_replicas_in_sync)
         data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
-    _write_json(os.path.join(cfg.output_dir, "config.json"),
-                {**cfg.to_dict(), "chosen_hyperparameters": chosen})
+    cfg.save(os.path.join(cfg.output_dir, "config.json"), chosen_hyperparameters=chosen)
     with strategy.scope():
         backbone, feature_width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
         head = model_lib.build_head(feature_width, data.num_classes, cfg.head)

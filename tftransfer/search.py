@@ -24,14 +24,9 @@ from tftransfer.errors import TrainingDiverged, UserError
 OBJECTIVE = "val_accuracy"
 
 
-def _flat(cfg: config_lib.RunConfig) -> dict:
-    return {f.name: getattr(getattr(cfg, s) if s else cfg, f.name)
-            for s, f in config_lib.leaf_fields()}
-
-
 def apply_values(cfg: config_lib.RunConfig, values: dict) -> config_lib.RunConfig:
     """The config with the trial's (or the best) hyperparameter values."""
-    flat = _flat(cfg)
+    flat = config_lib.to_flat(cfg)
     chosen = search_space.to_flag_values(
         {name: value for name, value in values.items() if name in flat})  # not "tuner/*"
     for name, value in chosen.items():
@@ -126,9 +121,15 @@ class TransferHyperModel(kt.HyperModel):
 class _TimedTrials:
     """Tuner mixin: records each trial's wall time beside the oracle's own state."""
 
+    @property
+    def _seconds_path(self) -> str:
+        return os.path.join(self.project_dir, "trial_seconds.json")
+
     def trial_seconds(self) -> dict[str, float]:
-        path = os.path.join(self.project_dir, "trial_seconds.json")
-        return json.load(open(path)) if os.path.exists(path) else {}
+        if not os.path.exists(self._seconds_path):
+            return {}
+        with open(self._seconds_path, encoding="utf-8") as f:
+            return json.load(f)
 
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
@@ -136,7 +137,7 @@ class _TimedTrials:
             return super().run_trial(trial, *args, **kwargs)
         finally:
             seconds = {**self.trial_seconds(), trial.trial_id: time.perf_counter() - start}
-            with open(os.path.join(self.project_dir, "trial_seconds.json"), "w") as f:
+            with open(self._seconds_path, "w", encoding="utf-8") as f:
                 json.dump(seconds, f)
 
 
