@@ -23,6 +23,7 @@ CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("none", "hyperband", "bayesian", "random")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness")
+TFLITE_VARIANTS = ("float", "dynamic", "float16", "int8")
 
 
 class ConfigError(UserError):
@@ -95,6 +96,8 @@ class TrainConfig:
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")
     jit_compile: bool = field(False, "Compile train/predict steps with XLA.")
+    profile_steps: int = field(0, "Profile this many training steps (from the second) into "
+                                  "TensorBoard's profile plugin; 0 disables.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +114,23 @@ class SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    export_version: int = field(0, "SavedModel version sub-folder under saved_model/ "
+                                   "(TF Serving layout); 0: one above the highest present.")
+    warmup_requests: int = field(8, "TF Serving warm-up records from validation images; "
+                                    "0: none.")
+    export_tflite: tuple[str, ...] = field((), "TFLite variants to convert, evaluate and "
+                                               "time.", choices=TFLITE_VARIANTS)
+    keras_int8: bool = field(False, "Also evaluate Keras 3's model.quantize('int8') variant.")
+    prune_sparsity: float = field(0.0, "Magnitude-prune the fine-tuned weights to this "
+                                       "sparsity in a short extra fine-tune; 0 disables.")
+    prune_epochs: int = field(1, "Epochs of the pruning fine-tune.")
+    representative_examples: int = field(200, "Training images that calibrate int8.")
+    compression_tolerance: float = field(0.01, "Accuracy drop (fraction) beyond which a "
+                                               "compressed variant is flagged.")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     output_dir: str = field("", "Folder for config, checkpoints, logs, metrics, export.")
     seed: int = field(42, "Seed for splits, shuffling, initialisation.")
@@ -121,6 +141,7 @@ class RunConfig:
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,7 +153,7 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,
-            "train": TrainConfig, "search": SearchConfig}
+            "train": TrainConfig, "search": SearchConfig, "export": ExportConfig}
 
 
 def leaf_fields() -> list[tuple[str | None, dataclasses.Field]]:

@@ -7,7 +7,8 @@ import re
 import tempfile
 
 from tftransfer import search_space
-from tftransfer.config import AUGMENTATIONS, ConfigError, RunConfig, is_tfds_name
+from tftransfer.config import (AUGMENTATIONS, TFLITE_VARIANTS, ConfigError, RunConfig,
+                               is_tfds_name)
 
 
 def _require(condition: bool, flag: str, message: str) -> None:
@@ -82,6 +83,7 @@ def _check_train(cfg: RunConfig) -> None:
     _require(t.weight_decay >= 0, "weight_decay", "must be >= 0")
     _require(t.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
     _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+    _require(t.profile_steps >= 0, "profile_steps", "must be >= 0")
 
 
 def _check_search(cfg: RunConfig) -> None:
@@ -93,6 +95,19 @@ def _check_search(cfg: RunConfig) -> None:
     _require(s.max_failed_trials >= 1, "max_failed_trials", "must be >= 1")
     if s.search_space:
         search_space.load_overrides(s.search_space)  # raises ConfigError naming the flag
+
+
+def _check_export(cfg: RunConfig) -> None:
+    e = cfg.export
+    _require(e.export_version >= 0, "export_version", "must be >= 0 (0: next free version)")
+    _require(e.warmup_requests >= 0, "warmup_requests", "must be >= 0")
+    unknown = sorted(set(e.export_tflite) - set(TFLITE_VARIANTS))
+    _require(not unknown, "export_tflite",
+             f"unknown {unknown}; choose from {', '.join(TFLITE_VARIANTS)}")
+    _require(0 <= e.prune_sparsity < 1, "prune_sparsity", "must be in [0, 1)")
+    _require(e.prune_epochs >= 1, "prune_epochs", "must be >= 1")
+    _require(e.representative_examples >= 1, "representative_examples", "must be >= 1")
+    _require(0 <= e.compression_tolerance <= 1, "compression_tolerance", "must be in [0, 1]")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -112,5 +127,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_head(cfg)
     _check_train(cfg)
     _check_search(cfg)
+    _check_export(cfg)
     _check_output_dir(cfg.output_dir)
     return cfg
