@@ -55,6 +55,12 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"dataset": ""}, "dataset"),
     ({"dataset": "/no/such/folder"}, "dataset"),
     ({"hub_handle": "/no/such/module"}, "hub_handle"),
+    ({"adversarial_mix": 0.0}, "adversarial_mix"),
+    ({"adversarial_epsilon": 1.5}, "adversarial_epsilon"),
+    ({"robustness_epsilons": [0.01, 2.0]}, "robustness_epsilons"),
+    ({"ensemble_top_k": 1, "search": "random"}, "ensemble_top_k"),
+    ({"ensemble_top_k": 3}, "ensemble_top_k"),  # needs a search
+    ({"ensemble_top_k": 4, "search": "random", "max_trials": 3}, "ensemble_top_k"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:
@@ -101,3 +107,13 @@ def test_validation_does_not_import_tensorflow(tmp_path, tiny_hub_dir):
 def test_to_flat_inverts_from_flat(tmp_path, tiny_hub_dir):
     cfg = _valid(tmp_path, tiny_hub_dir, image_size=64, head_units=[8], search="random")
     assert config_lib.from_flat(config_lib.to_flat(cfg)) == cfg
+
+
+def test_float_list_flags_parse_to_floats(tmp_path, tiny_hub_dir):
+    from absl import flags
+    from tftransfer import flags as flags_lib
+    values = flags.FlagValues()
+    flags_lib.define_flags(values)
+    values(["run", "--dataset=mnist", f"--hub_handle={tiny_hub_dir}",
+            f"--output_dir={tmp_path}", "--robustness_epsilons=0.004,0.03"])
+    assert flags_lib.config_from_flags(values).robustness.robustness_epsilons == (0.004, 0.03)

@@ -151,3 +151,44 @@ def test_replica_safe_batch_size(batch, size, replicas, expected):
 def test_a_split_smaller_than_the_replicas_is_an_error():
     with pytest.raises(DataError, match="cannot feed 4 replicas"):
         data_lib.replica_safe_batch_size(8, 3, 4)
+
+
+def test_workers_shard_every_split_by_data_not_by_file(color_folder, fashion_mnist_dir,
+                                                       tmp_path):
+    """Multi-worker input: TFDS's few record files and a folder's decoded images are both
+    split example by example (identical seeded shuffles on every worker)."""
+    folder = data_lib.load_data(_cfg(color_folder), 0, str(tmp_path))
+    tfds = data_lib.load_data(_cfg("fashion_mnist", data_dir=fashion_mnist_dir,
+                                   train_split="train[:40]", test_split="test[:16]"), 0, "")
+    for bundle in (folder, tfds):
+        for split in (bundle.train, bundle.validation, bundle.test):
+            policy = split.options().experimental_distribute.auto_shard_policy
+            assert policy == tf.data.experimental.AutoShardPolicy.DATA
+
+
+def test_a_huge_image_is_decoded_and_resized_like_any_other(tmp_path):
+    root = write_color_folder(tmp_path, per_class=4)
+    Image.new("RGB", (8000, 8000), (200, 40, 40)).save(
+        os.path.join(root, "class_0", "huge.jpg"), quality=50)
+    bundle = data_lib.load_data(_cfg(root, validation_fraction=0.0, test_fraction=0.0,
+                                     augment=False), 0, "")
+    assert bundle.sizes == {"train": 13} and bundle.skipped == {}
+    images = np.concatenate([x for x, _ in bundle.train.as_numpy_iterator()])
+    huge = data_lib.preprocess_encoded(tf.io.read_file(os.path.join(root, "class_0", "huge.jpg")),
+                                       16).numpy()
+    assert any(np.array_equal(huge, image) for image in images)
+    np.testing.assert_allclose(huge[8, 8], np.array([200, 40, 40]) / 255, atol=0.02)
+
+
+def test_class_and_file_names_with_spaces_and_non_ascii_letters(tmp_path):
+    write_color_folder(tmp_path / "src", per_class=3)
+    names = ["grün", "red apple", "青い"]
+    os.makedirs(tmp_path / "data")
+    for name, source in zip(names, ("class_0", "class_1", "class_2")):
+        os.rename(tmp_path / "src" / source, tmp_path / "data" / name)
+    os.rename(tmp_path / "data" / "青い" / "0.jpg", tmp_path / "data" / "青い" / "ß é 0.jpg")
+    bundle = data_lib.load_data(_cfg(str(tmp_path / "data"), validation_fraction=0.0,
+                                     test_fraction=0.0, augment=False), 0, "")
+    assert bundle.class_names == names and bundle.sizes == {"train": 9}
+    labels = np.concatenate([y for _, y in bundle.train.as_numpy_iterator()])
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]

@@ -53,10 +53,16 @@ def _payload_pickles(marker):
         def __reduce__(self):
             return eval, (f"open({str(marker)!r}, 'w').close()",)
 
-    return {"os.system": os_system, "builtins.eval": pickle.dumps(EvalOnLoad(), protocol=4)}
+    # An attribute path through an allowed global would reach its module's globals.
+    module, name = b"torch._utils", b"_rebuild_tensor_v2.__globals__"
+    dotted = (b"\x80\x04\x8c" + bytes([len(module)]) + module + b"\x8c" + bytes([len(name)])
+              + name + b"\x93.")  # protocol 4: STACK_GLOBAL resolves dotted names
+    return {"os.system": os_system, "builtins.eval": pickle.dumps(EvalOnLoad(), protocol=4),
+            "torch._utils._rebuild_tensor_v2.__globals__": dotted}
 
 
-@pytest.mark.parametrize("refused", ["os.system", "builtins.eval"])
+@pytest.mark.parametrize("refused", ["os.system", "builtins.eval",
+                                     "torch._utils._rebuild_tensor_v2.__globals__"])
 def test_restricted_unpickler_refuses_other_globals(tmp_path, refused):
     marker = tmp_path / "pwned"
     payload = _payload_pickles(marker)[refused]

@@ -1,59 +1,165 @@
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from conftest import make_config
-from tftransfer import data as data_lib, export, model as model_lib
+from tftransfer import data as data_lib, export, export_layout, model as model_lib, warmup
+from tftransfer.errors import DataError
 
 HERE = os.path.dirname(__file__)
+WARMUP_COUNT = 4
 
 
-def serve_in_fresh_process(export_dir, files, tmp_path):
+def serve_in_fresh_process(export_dir, files, tmp_path, pixels=None):
+    """serving_default on the encoded files (and serving_pixels on `pixels`), in a new process."""
     out = str(tmp_path / "served.npz")
+    extra = []
+    if pixels is not None:
+        np.save(tmp_path / "pixels.npy", pixels)
+        extra = [f"--pixels={tmp_path / 'pixels.npy'}"]
     subprocess.run([sys.executable, os.path.join(HERE, "serve_in_fresh_process.py"), export_dir,
-                    out, *files], check=True, capture_output=True, timeout=300)
+                    out, *extra, *files], check=True, capture_output=True, timeout=300)
     return np.load(out)
 
 
-def _classifier(cfg, num_classes=3):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_hub_dir, color_folder):
+    """An untrained tiny classifier on the colour folder, exported with warm-up requests."""
+    root = tmp_path_factory.mktemp("export")
+    cfg = make_config(root, dataset=color_folder, hub_handle=tiny_hub_dir)
+    data = data_lib.load_data(cfg.data, cfg.seed, str(root / "cache"))
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, num_classes, cfg.head)
-    return backbone, model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    head = model_lib.build_head(width, data.num_classes, cfg.head)
+    classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    version_dir = export.export_saved_model(
+        classifier, data.class_names, cfg.data.image_size, backbone.module,
+        str(root / "saved_model"), warmup_images=warmup.validation_images(data, WARMUP_COUNT))
+    return types.SimpleNamespace(data=data, backbone=backbone, classifier=classifier,
+                                 version_dir=version_dir, base=str(root / "saved_model"))
 
 
-def test_serving_signature_contract_and_fresh_process_agreement(tmp_path, tiny_hub_dir,
-                                                                color_folder):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir)
-    backbone, classifier = _classifier(cfg)
-    names = ["red", "green", "blue"]
-    export_dir = export.export_saved_model(classifier, names, 24, backbone.module,
-                                           str(tmp_path / "saved_model"))
-    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
-    (spec,) = signature.structured_input_signature[1].values()
-    assert spec.name == "images" and spec.dtype == tf.string and spec.shape.as_list() == [None]
-    assert set(signature.structured_outputs) == {"probabilities", "classes"}
-
+def test_both_signatures_reload_in_a_fresh_process_and_agree_with_keras(exported, color_folder,
+                                                                        tmp_path):
     files = [os.path.join(color_folder, f"class_{c}", f"{i}.{ext}")
              for c in range(3) for i, ext in ((1, "png"), (2, "jpg"))]
-    served = serve_in_fresh_process(export_dir, files, tmp_path)
-    images = np.stack([data_lib.preprocess_encoded(tf.io.read_file(f), 24) for f in files])
-    expected = classifier.predict(images, verbose=0)
-    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
-    assert list(served["classes"]) == [names[i] for i in expected.argmax(axis=1)]
+    encoded = [tf.io.read_file(f) for f in files]
+    pixels = np.stack([tf.io.decode_image(e, channels=3).numpy() for e in encoded])
+    assert pixels.shape == (6, 36, 44, 3)  # not the model's 24 x 24
+    served = serve_in_fresh_process(exported.version_dir, files, tmp_path, pixels=pixels)
+
+    expected = exported.classifier.predict(
+        np.stack([data_lib.preprocess_encoded(e, 24) for e in encoded]), verbose=0)
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the images really get different outputs
+    names = export_layout.read_class_names(exported.version_dir)
+    assert names == exported.data.class_names == ["class_0", "class_1", "class_2"]
+    for probabilities, classes in ((served["probabilities"], served["classes"]),
+                                   (served["pixel_probabilities"], served["pixel_classes"])):
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+        assert list(classes) == [names[i] for i in expected.argmax(axis=1)]
 
 
-def test_export_replaces_atomically_and_leaves_no_staging_folder(tmp_path, tiny_hub_dir,
-                                                                 color_folder):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir)
-    backbone, classifier = _classifier(cfg)
-    target = str(tmp_path / "export" / "saved_model")
-    os.makedirs(os.path.dirname(target))
-    export.export_saved_model(classifier, ["a", "b", "c"], 24, backbone.module, target)
-    first = os.path.getmtime(os.path.join(target, "saved_model.pb"))
-    export.export_saved_model(classifier, ["a", "b", "c"], 24, backbone.module, target)
-    assert os.listdir(os.path.dirname(target)) == ["saved_model"]
-    assert os.path.getmtime(os.path.join(target, "saved_model.pb")) >= first
+def test_signature_contracts(exported):
+    signatures = tf.saved_model.load(exported.version_dir).signatures
+    assert set(signatures) == {"serving_default", "serving_pixels"}
+    for key, name, dtype, shape in (("serving_default", "images", tf.string, [None]),
+                                    ("serving_pixels", "pixels", tf.uint8, [None, None, None, 3])):
+        (spec,) = signatures[key].structured_input_signature[1].values()
+        assert (spec.name, spec.dtype, spec.shape.as_list()) == (name, dtype, shape)
+        outputs = signatures[key].structured_outputs
+        assert set(outputs) == {"probabilities", "classes"}
+        assert outputs["probabilities"].dtype == tf.float32
+        assert outputs["classes"].dtype == tf.string
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", exported.version_dir, "--all"],
+                           capture_output=True, text=True, timeout=300, check=True).stdout
+    default = shown[shown.index("signature_def['serving_default']"):
+                    shown.index("signature_def['serving_pixels']")]
+    pixels = shown[shown.index("signature_def['serving_pixels']"):]
+    assert "inputs['images']" in default and "DT_STRING" in default
+    assert "inputs['pixels']" in pixels and "DT_UINT8" in pixels
+    assert "shape: (-1, -1, -1, 3)" in pixels
+    for signature in (default, pixels):
+        assert "outputs['probabilities']" in signature and "shape: (-1, 3)" in signature
+        assert "outputs['classes']" in signature
+        assert "Method name is: tensorflow/serving/predict" in signature
+
+
+def test_warmup_requests_are_validation_images_that_the_export_serves(exported):
+    path = os.path.join(exported.version_dir, "assets.extra", "tf_serving_warmup_requests")
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(path)]
+    assert len(logs) == WARMUP_COUNT
+    serve = tf.saved_model.load(exported.version_dir).signatures["serving_default"]
+    for log, encoded in zip(logs, warmup.validation_images(exported.data, WARMUP_COUNT)):
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        assert list(request.inputs) == ["images"]
+        assert list(tf.make_ndarray(request.inputs["images"])) == [encoded]
+        outputs = serve(**{name: tf.make_ndarray(tensor)
+                           for name, tensor in request.inputs.items()})
+        np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=-1), 1, atol=1e-5)
+        assert outputs["classes"].numpy()[0].decode() in exported.data.class_names
+
+
+def _export(exported, base, **kwargs):
+    return export.export_saved_model(exported.classifier, exported.data.class_names, 24,
+                                     exported.backbone.module, base, **kwargs)
+
+
+def test_versions_increment_explicit_ones_are_honoured_and_replaced_atomically(exported,
+                                                                               tmp_path):
+    base = str(tmp_path / "saved_model")
+    assert _export(exported, base) == os.path.join(base, "1")
+    assert _export(exported, base, version=5) == os.path.join(base, "5")
+    assert _export(exported, base) == os.path.join(base, "6")
+    before = os.stat(os.path.join(base, "5", "saved_model.pb")).st_ino
+    assert _export(exported, base, version=5) == os.path.join(base, "5")
+    assert os.stat(os.path.join(base, "5", "saved_model.pb")).st_ino != before
+    assert sorted(os.listdir(base)) == ["1", "5", "6"]  # no hidden staging or retired folders
+    for version in ("1", "5", "6"):  # what TF Serving's file-system source expects
+        for part in ("saved_model.pb", "variables/variables.index", "assets/labels.txt"):
+            assert os.path.isfile(os.path.join(base, version, part)), (version, part)
+    assert export_layout.resolve_saved_model(base) == os.path.join(base, "6")
+    assert export_layout.resolve_saved_model(os.path.join(base, "5")) == os.path.join(base, "5")
+
+
+def test_a_failed_export_leaves_no_visible_or_hidden_folder(exported, tmp_path, monkeypatch):
+    base = str(tmp_path / "saved_model")
+    _export(exported, base)
+
+    def fail(*_):
+        raise OSError("disk full")
+    monkeypatch.setattr(warmup, "write_warmup_requests", fail)
+    with pytest.raises(OSError, match="disk full"):
+        _export(exported, base, version=1, warmup_images=[b"x"])
+    assert os.listdir(base) == ["1"]
+    assert not os.path.exists(os.path.join(base, "1", "assets.extra"))  # the old version 1
+
+
+def test_class_names_with_line_breaks_are_refused(exported, tmp_path):
+    with pytest.raises(DataError, match="line breaks"):
+        export.export_saved_model(exported.classifier, ["a", "b\nc", "d"], 24,
+                                  exported.backbone.module, str(tmp_path / "saved_model"))
+    assert os.listdir(tmp_path / "saved_model") == []
+
+
+def test_the_export_holds_each_model_weight_once_and_no_optimizer_slots(exported, tmp_path):
+    classifier = exported.classifier
+    classifier.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
+    classifier.optimizer.build(classifier.trainable_variables)  # slots exist, as after fit()
+    version_dir = _export(exported, str(tmp_path / "saved_model"))
+    saved = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    saved_sizes = sorted(int(np.prod(shape)) for name, shape
+                         in saved.get_variable_to_shape_map().items()
+                         if name.endswith("VARIABLE_VALUE"))
+    model_sizes = sorted(int(np.prod(v.shape)) for v in classifier.variables)
+    assert saved_sizes == model_sizes  # no Adam moments, no second copy of the backbone

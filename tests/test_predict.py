@@ -23,11 +23,12 @@ SAMPLES = ["cifar10_00_3.png", "imagenet_03_990.jpg", "mnist_00_7.png",
 
 class MeanColourModel(tf.Module):
     """Mean colour of the 8x8-resized image -> softmax over 3 classes with fixed weights.
-    Images less than 2 pixels high decode but are rejected by the graph."""
+    Images less than 2 pixels high decode but are rejected by the graph. Like the real
+    export, the class names are the asset labels.txt."""
 
-    def __init__(self):
+    def __init__(self, labels_path):
         super().__init__()
-        self.class_names = tf.Variable(NAMES, trainable=False, name="class_names")
+        self.labels = tf.saved_model.Asset(labels_path)
         self.w = tf.Variable([[6., -3., -3.], [-3., 6., -3.], [-3., -3., 6.]], trainable=False)
         self.b = tf.Variable([0., 0., 0.1], trainable=False)  # grey -> bluish
 
@@ -45,15 +46,18 @@ class MeanColourModel(tf.Module):
         means = tf.map_fn(mean_colour, images, fn_output_signature=tf.TensorSpec([3], tf.float32))
         probabilities = tf.nn.softmax(tf.matmul(means, self.w) + self.b)
         return {"probabilities": probabilities,
-                "classes": tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))}
+                "classes": tf.gather(tf.constant(NAMES), tf.argmax(probabilities, axis=-1))}
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("predict") / "saved_model")
-    module = MeanColourModel()
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
-    return path
+    """The base folder (<output_dir>/saved_model) holding version 1, as a run exports it."""
+    root = tmp_path_factory.mktemp("predict")
+    (root / "labels.txt").write_text("".join(f"{name}\n" for name in NAMES))
+    module = MeanColourModel(str(root / "labels.txt"))
+    tf.saved_model.save(module, str(root / "saved_model" / "1"),
+                        signatures={"serving_default": module.serve})
+    return str(root / "saved_model")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,9 @@ def test_json_output_is_well_formed_and_agrees_with_the_signature(model_dir, sam
     results = json.loads(proc.stdout)
     assert [r["path"] for r in results] == samples
 
-    served = tf.saved_model.load(model_dir).signatures["serving_default"](
+    version_dir = predict.check_model_dir(model_dir)
+    assert version_dir == os.path.join(model_dir, "1")
+    served = tf.saved_model.load(version_dir).signatures["serving_default"](
         images=tf.constant([open(f, "rb").read() for f in samples]))
     probabilities = served["probabilities"].numpy()
     for result, expected, top_class in zip(results, probabilities, served["classes"].numpy()):

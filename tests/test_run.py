@@ -56,7 +56,15 @@ def test_real_run_learns_and_writes_every_output(real_run):
     assert perf["parameters"]["total"] > perf["parameters"]["trainable"] > 0
     assert perf["export_megabytes"] > 10  # Lite0's 4.7M float32 weights
     assert perf["peak_host_memory_megabytes"] > 100
-    for name in ("config.json", "labels.txt", "metrics.json", "saved_model/saved_model.pb"):
+    assert set(perf["training_images_per_second"]) == {"head", "fine_tune"}
+    counts = metrics["data"]["class_counts"]  # counted by a pass over the TFDS splits
+    assert sum(counts["test"]) == 300 and sum(counts["train"]) == 480
+    assert len(counts["train"]) == 10
+    for name in ("report.md", "report.html", "report_files/confusion_matrix.png"):
+        assert os.path.getsize(os.path.join(cfg.output_dir, name)) > 1000, name
+    for name in ("config.json", "labels.txt", "metrics.json", "saved_model/1/saved_model.pb",
+                 "saved_model/1/assets/labels.txt",
+                 "saved_model/1/assets.extra/tf_serving_warmup_requests"):
         assert os.path.isfile(os.path.join(cfg.output_dir, name)), name
     assert open(os.path.join(cfg.output_dir, "labels.txt")).read().split("\n")[0] == "T-shirt/top"
     events = [f for _, _, files in os.walk(os.path.join(cfg.output_dir, "tensorboard"))
@@ -130,7 +138,7 @@ def test_cli_with_flagfile_and_override(tmp_path, tiny_hub_dir, color_folder):
     result = _cli(f"--flagfile={flagfile}", "--epochs=1", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.load(open(out / "config.json"))["train"]["epochs"] == 1
-    assert os.path.isdir(out / "saved_model")
+    assert os.listdir(out / "saved_model") == ["1"]
 
 
 def test_cli_data_error_is_one_line_exit_2(tmp_path, tiny_hub_dir, color_folder):
@@ -176,7 +184,8 @@ def test_evaluate_cli_on_the_export_reproduces_the_run_metrics(real_run, tmp_pat
     cfg, outputs = real_run
     out = tmp_path / "eval.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tftransfer.evaluate", f"--model_dir={outputs.export_dir}",
+        [sys.executable, "-m", "tftransfer.evaluate",  # the base folder: its highest version
+         f"--model_dir={os.path.join(cfg.output_dir, 'saved_model')}",
          "--dataset=fashion_mnist", f"--data_dir={cfg.data.data_dir}", "--split=test[:300]",
          f"--output={out}"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -196,4 +205,6 @@ def test_evaluate_cli_errors_are_one_line(tmp_path):
                              f"--model_dir={tmp_path}", "--dataset=fashion_mnist"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"error: --model_dir: no SavedModel in {tmp_path}"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --model_dir: {tmp_path} is not a SavedModel folder, nor a folder of numbered "
+        "SavedModel versions")

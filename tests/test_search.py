@@ -177,3 +177,17 @@ def test_memory_is_released_between_twenty_trials(tmp_path, tiny_hub_dir, color_
     framework = _bare_keras_growth_per_model()
     assert per_trial < 3 * framework + 2**20, (
         f"{per_trial / 2**20:.1f} MB per trial vs {framework / 2**20:.1f} MB per bare Keras model")
+
+
+def test_a_trial_whose_loss_overflows_fails_and_the_search_goes_on(tmp_path, tiny_hub_dir,
+                                                                   color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
+                         max_failed_trials=4, space={"fine_tune_depth": [0], "l2": [0.0, 1e38]})
+    result = _search(cfg)  # TerminateOnNaN stops the overflowing trials; no mock
+    by_l2 = {}
+    for trial in result.trials:
+        by_l2.setdefault(trial["hyperparameters"]["l2"], set()).add(trial["status"])
+    assert by_l2 == {0.0: {"COMPLETED"}, 1e38: {"FAILED"}}
+    assert all("training diverged" in t["message"][0]
+               for t in result.trials if t["status"] == "FAILED")
+    assert result.best_values["l2"] == 0.0

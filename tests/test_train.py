@@ -1,5 +1,7 @@
+import json
 import os
 
+import keras
 import pytest
 
 from conftest import make_config
@@ -45,3 +47,72 @@ def test_nan_loss_stops_training(tmp_path, tiny_hub_dir, color_folder):
     data, backbone, classifier = _setup(cfg)
     with pytest.raises(TrainingDiverged, match="training diverged in phase 'head'"):
         train_lib.train(classifier, backbone, data, cfg)
+    assert not os.path.exists(tmp_path / "backup")  # diverged weights are not resumed
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops training as Ctrl-C or a kill would, when `epoch` begins."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _train_until_interrupted(monkeypatch, epoch, *train_args):
+    fit = keras.Model.fit
+
+    def interrupted_fit(self, *args, callbacks=None, **kwargs):
+        return fit(self, *args, callbacks=[*(callbacks or []), _Interrupt(epoch)], **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "fit", interrupted_fit)
+        with pytest.raises(KeyboardInterrupt):
+            train_lib.train(*train_args)
+
+
+def _fresh_model(cfg, num_classes=3):
+    """A new classifier on a freshly loaded module, as a new process would build it."""
+    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+    head = model_lib.build_head(width, num_classes, cfg.head)
+    return backbone, model_lib.build_classifier(backbone, head, cfg.data.image_size)
+
+
+def test_interrupted_training_resumes_across_the_phase_boundary(tmp_path, tiny_hub_dir,
+                                                                color_folder, monkeypatch):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      fine_tune_depth=1, epochs=4, head_epochs=2, learning_rate=0.05,
+                      early_stopping_patience=0)
+    data, backbone, classifier = _setup(cfg)
+    _train_until_interrupted(monkeypatch, 1, classifier, backbone, data, cfg)  # in phase 1
+    backbone, classifier = _fresh_model(cfg)
+    _train_until_interrupted(monkeypatch, 3, classifier, backbone, data, cfg)  # in phase 2
+    assert sorted(os.listdir(tmp_path / "backup")) == [
+        "fine_tune", "head", "head.finished.json", "state.json"]
+    best_so_far = json.load(open(tmp_path / "backup" / "state.json"))["best_val_accuracy"]
+
+    backbone, classifier = _fresh_model(cfg)
+    result = train_lib.train(classifier, backbone, data, cfg)
+    head, fine_tune = result.phases
+    assert len(head.history["loss"]) == 1   # epoch 2: epoch 1 ran before the first interrupt
+    assert len(fine_tune.history["loss"]) == 1  # epoch 4 only
+    assert result.best_validation_accuracy >= best_so_far
+    assert result.best_validation_accuracy > 0.6  # 3 colour classes: chance is 1/3
+    assert not os.path.exists(tmp_path / "backup")
+
+
+def test_a_backup_of_another_configuration_is_not_resumed(tmp_path, tiny_hub_dir,
+                                                         color_folder, monkeypatch):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, epochs=3)
+    data, backbone, classifier = _setup(cfg)
+    _train_until_interrupted(monkeypatch, 2, classifier, backbone, data, cfg)
+    assert os.listdir(tmp_path / "backup" / "head")
+    changed = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, epochs=3,
+                          learning_rate=0.01)
+    backbone, classifier = _fresh_model(changed)
+    _train_until_interrupted(monkeypatch, 0, classifier, backbone, data, changed)
+    assert os.listdir(tmp_path / "backup") == ["state.json"]
+    state = json.load(open(tmp_path / "backup" / "state.json"))
+    assert state["config"]["train"]["learning_rate"] == 0.01

@@ -31,6 +31,16 @@ def load_module(handle: str):
     return module
 
 
+def _saved_input_shapes(module) -> str:
+    """The image shapes the module's __call__ was saved for, e.g. '(None, 32, 32, 3)'."""
+    shapes = []
+    for function in getattr(module.__call__, "concrete_functions", ()):
+        images = function.structured_input_signature[0][:1]
+        if images and isinstance(images[0], tf.TensorSpec):
+            shapes.append(str(tuple(images[0].shape)))
+    return " or ".join(sorted(set(shapes)))
+
+
 def _keras_name(tf_name: str) -> str:
     return re.sub(r"[/:]", "_", tf_name.removesuffix(":0"))
 
@@ -79,8 +89,10 @@ class HubBackbone(keras.layers.Layer):
             per_replica = strategy.run(lambda: self.module(images, training=False))
             features = strategy.experimental_local_results(per_replica)[0]
         except Exception as e:  # wrong input size or signature, reported in one line
+            accepted = _saved_input_shapes(self.module)
+            reason = f"it takes images of shape {accepted}" if accepted else first_line(e)
             raise BackboneError(f"--image_size: the module rejects {image_size}x{image_size} "
-                                f"RGB input: {first_line(e)}") from None
+                                f"RGB input; {reason}") from None
         if not isinstance(features, tf.Tensor) or features.shape.rank != 2:
             shape = getattr(features, "shape", type(features).__name__)
             raise BackboneError(f"--hub_handle: '{self.handle}' returns {shape}, not a "

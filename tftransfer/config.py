@@ -18,12 +18,14 @@ DEFAULT_BLOCK_PATTERN = (
     r"|layer_?\d+|cell_\d+)(?:/|_|$)"
 )
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
-STRATEGIES = ("auto", "mirrored", "one_device")
+STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker", "tpu")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("none", "hyperband", "bayesian", "random")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness")
 TFLITE_VARIANTS = ("float", "dynamic", "float16", "int8")
+ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
+ENSEMBLE_MEMBERS = ("restore", "retrain")
 
 
 class ConfigError(UserError):
@@ -96,8 +98,19 @@ class TrainConfig:
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")
     jit_compile: bool = field(False, "Compile train/predict steps with XLA.")
+    deterministic: bool = field(False, "TensorFlow op determinism: bit-identical reruns on "
+                                       "GPU too, at some speed (see BUILD.md).")
     profile_steps: int = field(0, "Profile this many training steps (from the second) into "
                                   "TensorBoard's profile plugin; 0 disables.")
+    adversarial: str = field("none", "After training, adversarially fine-tune a copy of the "
+                                     "model on FGSM or PGD examples (see --adversarial_*).",
+                             choices=ADVERSARIAL_ATTACKS)
+    adversarial_epsilon: float = field(0.01, "Attack size: max per-pixel change, in [0, 1] "
+                                             "pixel units.")
+    adversarial_mix: float = field(0.5, "Fraction of each batch replaced by its adversarial "
+                                        "examples.")
+    adversarial_epochs: int = field(1, "Epochs of adversarial fine-tuning.")
+    pgd_steps: int = field(5, "PGD steps per adversarial training example.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +124,10 @@ class SearchConfig:
     search_space: str = field("", "JSON file overriding the default search space.")
     max_failed_trials: int = field(3, "Consecutive failed trials before the search stops.")
     overwrite: bool = field(False, "Start the search afresh instead of resuming it.")
+    tuner_id: str = field("", "Distributed search: 'chief' serves the oracle, tuner0, "
+                              "tuner1... run trials (default: $KERASTUNER_TUNER_ID).")
+    oracle_address: str = field("", "Distributed search: the chief's host:port (default: "
+                                    "$KERASTUNER_ORACLE_IP:$KERASTUNER_ORACLE_PORT).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,17 +148,35 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    robustness_eval: bool = field(False, "Accuracy under FGSM/PGD attacks and common "
+                                         "corruptions, for every model of the run.")
+    robustness_epsilons: tuple[float, ...] = field(
+        (0.002, 0.005, 0.01, 0.02), "Attack sizes evaluated, in [0, 1] pixel units.")
+    robustness_examples: int = field(500, "Test images attacked and corrupted; 0: all.")
+    robustness_pgd_steps: int = field(10, "PGD steps of the evaluation attack.")
+    ensemble_top_k: int = field(0, "Average the K best search trials' models (>= 2; "
+                                   "0: no ensemble).")
+    ensemble_members: str = field("restore", "Ensemble members besides the final model: "
+                                             "restore the trials' checkpoints or retrain "
+                                             "their configurations like the final model.",
+                                  choices=ENSEMBLE_MEMBERS)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     output_dir: str = field("", "Folder for config, checkpoints, logs, metrics, export.")
     seed: int = field(42, "Seed for splits, shuffling, initialisation.")
     strategy: str = field("auto", "Distribution: auto (Mirrored over GPUs, else default), "
-                                  "mirrored, one_device.", choices=STRATEGIES)
+                                  "mirrored, one_device, multi_worker (TF_CONFIG), tpu.",
+                          choices=STRATEGIES)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    robustness: RobustnessConfig = dataclasses.field(default_factory=RobustnessConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,7 +188,8 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,
-            "train": TrainConfig, "search": SearchConfig, "export": ExportConfig}
+            "train": TrainConfig, "search": SearchConfig, "export": ExportConfig,
+            "robustness": RobustnessConfig}
 
 
 def leaf_fields() -> list[tuple[str | None, dataclasses.Field]]:

@@ -61,11 +61,16 @@ def _to_rgb_resized(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
+def preprocess_pixels(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [H, W, C] -> float32 [size, size, 3] in [0, 1], exactly as training saw it."""
+    return tf.cast(_to_rgb_resized(image, size), tf.float32) / 255.0
+
+
 def preprocess_encoded(encoded: tf.Tensor, size: int) -> tf.Tensor:
     """Encoded image bytes -> float32 [size, size, 3] in [0, 1], exactly as training saw them."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
-    return tf.cast(_to_rgb_resized(image, size), tf.float32) / 255.0
+    return preprocess_pixels(image, size)
 
 
 def _decoded(examples: Examples, size: int) -> tf.data.Dataset:
@@ -136,8 +141,20 @@ def replica_safe_batch_size(batch_size: int, split_size: int, replicas: int) -> 
     raise DataError(f"a split of {split_size} examples cannot feed {replicas} replicas")
 
 
+def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker input: each worker reads the same identically shuffled (same seed)
+    examples and keeps its own share of every batch. FILE sharding (tf.data's AUTO pick for
+    TFDS's record files) would split files that may be fewer than the workers, beneath the
+    cache and the held-out split; folder pipelines read no files tf.data can see."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return ds.with_options(options)
+
+
 def batched(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    return ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
+    return _shard_by_data(ds.prefetch(AUTOTUNE))
 
 
 def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
@@ -147,7 +164,7 @@ def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
     augment = _augmenter(cfg, seed)
     if augment:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return _shard_by_data(ds.prefetch(AUTOTUNE))
 
 
 def _file_fingerprint(files: dict[str, list[tuple[str, int]]]) -> str:
@@ -190,6 +207,15 @@ def subset(ds: tf.data.Dataset, size: int, fraction: float, seed: int):
     return chosen, int(keep.sum())
 
 
+def count_labels(ds: tf.data.Dataset, num_classes: int) -> list[int]:
+    """Examples per class of an unbatched (image, label) split. Iterating a cached split
+    fills its cache, so this costs the decoding the first epoch would otherwise do."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for labels in ds.map(lambda _, label: label).batch(8192).as_numpy_iterator():
+        counts += np.bincount(labels, minlength=num_classes)
+    return counts.tolist()
+
+
 def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
     """Loads, splits, decodes and batches the data described by `cfg`."""
     class_names, examples, class_counts, skipped, fingerprint = _load_examples(cfg, seed)
@@ -197,6 +223,8 @@ def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> 
     decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
                for s, e in examples.items() if e is not None}
     batch = {s: replica_safe_batch_size(cfg.batch_size, n, replicas) for s, n in sizes.items()}
+    if not class_counts:  # TFDS does not record them
+        class_counts = {s: count_labels(ds, len(class_names)) for s, ds in decoded.items()}
     logging.info("Data %s: %d classes, split sizes %s, skipped %s", cfg.dataset,
                  len(class_names), sizes, skipped or "none")
     return DataBundle(

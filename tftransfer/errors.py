@@ -1,4 +1,7 @@
 """Errors that end a run with one clear line and exit status 2 (see run.py)."""
+import errno
+import os
+import re
 
 
 def first_line(error: Exception) -> str:
@@ -20,3 +23,30 @@ class BackboneError(UserError):
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the weights are unusable."""
+
+
+class StorageError(UserError):
+    """A file could not be written: the disk is full, a quota or a permission refused it."""
+
+
+_STORAGE_FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+                  errno.EROFS: "use a writable --output_dir",
+                  errno.EACCES: "fix the permissions"}
+
+
+def as_storage_error(error: Exception) -> StorageError | None:
+    """The StorageError behind an OSError or a TensorFlow error, or None if it is not one.
+    (TensorFlow reports a full disk as ResourceExhaustedError '<path>; No space left ...')"""
+    text = str(error)
+    code = getattr(error, "errno", None) if isinstance(error, OSError) else None
+    if code is None and type(error).__module__.startswith("tensorflow"):
+        code = next((c for c in _STORAGE_FIXES if os.strerror(c) in text), None)
+    if code not in _STORAGE_FIXES:
+        return None
+    reason = os.strerror(code)
+    found = (re.search(rf"(\S+); {re.escape(reason)}", text)  # TensorFlow's file errors
+             or re.search(r"filename = '([^']+)'", text))       # h5py's
+    path = getattr(error, "filename", None) or (found.group(1) if found else "")
+    return StorageError(f"{reason}{': ' + str(path) if path else ''}; "
+                        f"{_STORAGE_FIXES[code]} and run the same command again "
+                        "(finished search trials and training epochs are kept)")

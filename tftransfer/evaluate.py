@@ -8,7 +8,6 @@ same metric fields as a run's metrics.json. Dataset labels match model classes b
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import keras
@@ -18,21 +17,25 @@ from absl import app, flags
 from tftransfer import classification_metrics
 from tftransfer.data import DataBundle
 from tftransfer.errors import UserError
+from tftransfer.export_layout import LABELS_FILE, read_class_names, resolve_saved_model
 
 
-def evaluate_split(classifier: keras.Model, dataset, class_names: list[str]) -> dict:
-    """Accuracy, top-5, loss, F1, AUC-ROC, calibration, per-class and confusion: one
-    inference pass, computed exactly as for an exported model."""
+def predict_split(classifier: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [N], probabilities [N, C]) of one inference pass over a batched split."""
     labels = np.concatenate([y for _, y in dataset.as_numpy_iterator()])
-    probabilities = classifier.predict(dataset, verbose=0)
-    return classification_metrics.compute(labels, probabilities, class_names)
+    return labels, classifier.predict(dataset, verbose=0)
 
 
-def evaluate_splits(classifier: keras.Model, data: DataBundle) -> dict[str, dict]:
-    """{split: metrics} for the validation and test splits that exist."""
-    return {split: evaluate_split(classifier, dataset, data.class_names)
-            for split, dataset in (("validation", data.validation), ("test", data.test))
-            if dataset is not None}
+def evaluate_splits(classifier: keras.Model, data: DataBundle):
+    """({split: metrics}, {split: (labels, probabilities)}) for the validation and test
+    splits that exist; the metrics are computed exactly as for an exported model."""
+    metrics, predictions = {}, {}
+    for split, dataset in (("validation", data.validation), ("test", data.test)):
+        if dataset is not None:
+            predictions[split] = predict_split(classifier, dataset)
+            metrics[split] = classification_metrics.compute(*predictions[split],
+                                                            data.class_names)
+    return metrics, predictions
 
 
 _DEFINED = []
@@ -41,7 +44,8 @@ _DEFINED = []
 def define_flags() -> None:
     if _DEFINED:
         return
-    flags.DEFINE_string("model_dir", None, "Exported SavedModel folder.")
+    flags.DEFINE_string("model_dir", None, "Exported SavedModel: <output_dir>/saved_model "
+                                           "(its highest version) or a version folder.")
     flags.DEFINE_string("dataset", None, "TFDS name or image folder.")
     flags.DEFINE_string("data_dir", "", "TFDS data directory.")
     flags.DEFINE_string("split", "test", "TFDS split, or the folder split (train/validation/"
@@ -75,10 +79,13 @@ def evaluate_export(model_dir: str, dataset: str, data_dir: str, split: str,
                     batch_size: int) -> dict:
     import tensorflow as tf
 
-    if not os.path.isfile(os.path.join(model_dir or "", "saved_model.pb")):
-        raise UserError(f"--model_dir: no SavedModel in {model_dir}")
+    if not model_dir:
+        raise UserError("--model_dir is required")
+    model_dir = resolve_saved_model(model_dir, flag="--model_dir")
+    model_names = read_class_names(model_dir)
+    if model_names is None:
+        raise UserError(f"--model_dir: {model_dir} has no assets/{LABELS_FILE} of class names")
     loaded = tf.saved_model.load(model_dir)
-    model_names = [n.decode() for n in loaded.class_names.numpy()]
     examples, data_names = _encoded_examples(dataset, data_dir, split)
     unknown = sorted(set(data_names) - set(model_names))
     if unknown:

@@ -37,7 +37,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 
 
 def _coerce_list(f, values: list[str]) -> tuple:
-    element = int if f.type in ("tuple[int, ...]",) else str
+    element = {"tuple[int, ...]": int, "tuple[float, ...]": float}.get(f.type, str)
     try:
         return tuple(element(v) for v in values if v != "")
     except ValueError:
@@ -59,5 +59,6 @@ def parse_argv(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> li
     try:
         return flag_values(argv)
     except flags.Error as e:
-        sys.stderr.write(f"error: {e}\n")
+        message = str(e).removeprefix("ERROR:: ")  # absl's prefix for an unreadable flagfile
+        sys.stderr.write(f"error: {message}\n")
         sys.exit(2)

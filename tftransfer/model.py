@@ -38,9 +38,10 @@ def build_backbone(cfg: BackboneConfig, image_size: int,
     return backbone, feature_width
 
 
-def build_classifier(backbone: HubBackbone, head: keras.Model, image_size: int) -> keras.Model:
+def build_classifier(backbone: HubBackbone, head: keras.Model, image_size: int,
+                     name: str = "classifier") -> keras.Model:
     images = keras.Input((image_size, image_size, 3), name="images")
-    return keras.Model(images, head(backbone(images)), name="classifier")
+    return keras.Model(images, head(backbone(images)), name=name)
 
 
 class SmoothedSparseCrossentropy(keras.losses.Loss):
@@ -87,9 +88,16 @@ def make_optimizer(cfg: TrainConfig, learning_rate) -> keras.optimizers.Optimize
     return keras.optimizers.Adam(learning_rate)
 
 
+# A head on cached features takes less time per step than Keras spends calling the step,
+# so a head alone runs this many steps per call (benchmarks/feature_cache.py).
+HEAD_STEPS_PER_EXECUTION = 32
+
+
 def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
-                      label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int):
+                      label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
+                      steps_per_execution: int = 1):
     schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
     model.compile(optimizer=make_optimizer(cfg, schedule),
                   loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
-                  metrics=metrics(num_classes), jit_compile=cfg.jit_compile)
+                  metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
+                  steps_per_execution=steps_per_execution)

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.export_layout import resolve_saved_model
+
 
 def device_name() -> str:
     gpus = tf.config.list_physical_devices("GPU")
@@ -39,7 +41,9 @@ def _timings(call, repeats: int) -> list[float]:
     return seconds
 
 
-def _speed(call_one, call_batch, batch: int, repeats: int) -> dict:
+def speed(call_one, call_batch, batch: int, repeats: int) -> dict:
+    """Latency p50/p95 (ms) of `call_one` (batch 1), throughput of `call_batch` (`batch`
+    images), each timed after 3 warm-up calls."""
     latencies = np.array(_timings(call_one, repeats)) * 1000
     batch_seconds = np.median(_timings(call_batch, max(3, repeats // 10)))
     return {"latency_ms_p50": float(np.percentile(latencies, 50)),
@@ -58,15 +62,16 @@ def measure(classifier: keras.Model, export_dir: str, image_size: int,
     rng = np.random.default_rng(0)
     images = rng.random((serving_batch, image_size, image_size, 3), dtype=np.float32)
     encoded = tf.io.encode_png(tf.cast(images[0] * 255, tf.uint8))
+    export_dir = resolve_saved_model(export_dir)  # a base folder: its highest version
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     one_bytes, batch_bytes = tf.stack([encoded]), tf.stack([encoded] * serving_batch)
     return {
         "device": device_name(),
-        "keras_model": _speed(lambda: classifier.predict_on_batch(images[:1]),
-                              lambda: classifier.predict_on_batch(images), serving_batch,
-                              repeats),
-        "saved_model": _speed(lambda: serve(images=one_bytes), lambda: serve(images=batch_bytes),
-                              serving_batch, repeats),
+        "keras_model": speed(lambda: classifier.predict_on_batch(images[:1]),
+                             lambda: classifier.predict_on_batch(images), serving_batch,
+                             repeats),
+        "saved_model": speed(lambda: serve(images=one_bytes), lambda: serve(images=batch_bytes),
+                             serving_batch, repeats),
         "parameters": {"total": int(classifier.count_params()),
                        "trainable": int(sum(np.prod(w.shape)
                                             for w in classifier.trainable_weights))},

@@ -16,6 +16,7 @@ from absl import app, flags
 
 from tftransfer.config import IMAGE_EXTENSIONS
 from tftransfer.errors import UserError
+from tftransfer.export_layout import read_class_names, resolve_saved_model
 
 FLAGS = flags.FLAGS
 
@@ -42,15 +43,12 @@ def find_images(paths: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def check_model_dir(model_dir: str | None) -> None:
-    """Raises UserError unless model_dir holds a SavedModel (checked without TensorFlow)."""
+def check_model_dir(model_dir: str | None) -> str:
+    """The SavedModel folder model_dir names: itself, or its highest numbered version.
+    Raises UserError if there is none (checked without TensorFlow)."""
     if not model_dir:
         raise UserError("--model_dir is required (an exported <output_dir>/saved_model)")
-    if not any(os.path.isfile(os.path.join(model_dir, f"saved_model.{ext}"))
-               for ext in ("pb", "pbtxt")):
-        nested = os.path.join(model_dir, "saved_model")
-        hint = f" (did you mean {nested}?)" if os.path.isdir(nested) else ""
-        raise UserError(f"--model_dir {model_dir} is not a SavedModel folder{hint}")
+    return resolve_saved_model(model_dir, flag="--model_dir")
 
 
 def _one_line(error: Exception) -> str:
@@ -65,7 +63,7 @@ def _one_line(error: Exception) -> str:
 def _load(model_dir: str):
     """(serving_default signature, class names or None) of the SavedModel in model_dir."""
     import tensorflow as tf
-    check_model_dir(model_dir)
+    model_dir = check_model_dir(model_dir)
     try:
         loaded = tf.saved_model.load(model_dir)
     except Exception as e:  # a corrupt or incompatible SavedModel is the user's input
@@ -73,8 +71,7 @@ def _load(model_dir: str):
     serve = loaded.signatures.get("serving_default")
     if serve is None or "images" not in serve.structured_input_signature[1]:
         raise UserError(f"the SavedModel in {model_dir} has no serving_default(images) signature")
-    names = getattr(loaded, "class_names", None)
-    return serve, None if names is None else [n.decode() for n in names.numpy()]
+    return serve, read_class_names(model_dir)
 
 
 def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
@@ -138,7 +135,8 @@ def format_table(results: Sequence[dict]) -> str:
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("model_dir", None, "Exported SavedModel folder (<output_dir>/saved_model).")
+    flags.DEFINE_string("model_dir", None, "Exported SavedModel: <output_dir>/saved_model "
+                                           "(its highest version) or a version folder.")
     flags.DEFINE_integer("top_k", 5, "Classes shown per image.", lower_bound=1)
     flags.DEFINE_enum("format", "table", ["table", "json"], "Output format.")
     flags.DEFINE_integer("batch_size", 32, "Images per call to the model.", lower_bound=1)

@@ -13,21 +13,37 @@ import sys
 
 from absl import app, logging
 
-from tftransfer import flags as flags_lib
-from tftransfer.errors import UserError
+from tftransfer import cluster, flags as flags_lib
+from tftransfer.errors import UserError, as_storage_error
 
 flags_lib.define_flags()
 
 
-def _log_to_file(output_dir: str) -> None:
-    handler = std_logging.FileHandler(os.path.join(output_dir, "run.log"))
+def _log_to_file(output_dir: str, name: str = "run.log") -> None:
+    handler = std_logging.FileHandler(os.path.join(output_dir, name))
     handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.get_absl_logger().addHandler(handler)
 
 
 def _write_json(path: str, payload) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """Writes beside `path`, then renames: a killed run never leaves half a file."""
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2, sort_keys=True)
+    os.replace(f"{path}.tmp", path)
+
+
+def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
+    """TensorBoard pictures and summaries, then report.md/.html, from the final metrics."""
+    from tftransfer import config as config_lib, report, summaries
+
+    images, labels = next(iter(data.train))
+    figures = report.run_figures(metrics, data.class_names, images.numpy(), labels.numpy())
+    splits = {s: metrics[s] for s in ("validation", "test") if s in metrics}
+    last_epoch = sum(p["epochs"] for p in metrics["training"]["phases"])
+    summaries.write_run_summaries(os.path.join(cfg.output_dir, "tensorboard"),
+                                  config_lib.to_flat(cfg), splits, predictions,
+                                  data.class_names, figures, step=last_epoch)
+    report.write_report(cfg.output_dir, figures)
 
 
 @dataclasses.dataclass
@@ -38,48 +54,104 @@ class RunOutputs:
     export_dir: str
 
 
-def run(cfg) -> RunOutputs:
-    """Runs every stage for a validated config; writes the outputs to cfg.output_dir."""
-    import keras  # heavy imports only after the config is known to be valid
-    from tftransfer import data as data_lib, distribute, evaluate, export, model as model_lib
-    from tftransfer import performance
-    from tftransfer import train as train_lib
+def _start(cfg):
+    """The strategy (first: MultiWorkerMirroredStrategy must exist before any other
+    TensorFlow op runs), seeds, determinism and precision."""
+    import keras
+    import tensorflow as tf
+    from tftransfer import distribute
 
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     if cfg.train.mixed_precision:
-        import tensorflow as tf
         gpu = bool(tf.config.list_logical_devices("GPU"))
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    return strategy
+
+
+def _search(cfg, data, strategy):
+    """Searches; returns (cfg with the best values, the values), or None on a tuner
+    worker, which only runs trials: the search's chief trains and exports the best."""
+    import keras
+    from tftransfer import data as data_lib, search
+
+    found = search.run_search(cfg, data, strategy)
+    if cluster.is_tuner_worker():
+        return None
+    cfg = search.apply_values(cfg, found.best_values)
+    batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
+                                             strategy.num_replicas_in_sync)
+    data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
+    # The final training must not depend on how many trials ran in this process (a
+    # resumed search runs fewer).
+    keras.utils.set_random_seed(cfg.seed)
+    return cfg, found.best_values
+
+
+def _train(cfg, data, strategy):
+    from tftransfer import model as model_lib, train as train_lib
+
+    with strategy.scope():
+        backbone, feature_width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+        head = model_lib.build_head(feature_width, data.num_classes, cfg.head)
+        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+        trained = train_lib.train(classifier, backbone, data, cfg)
+    return classifier, backbone, trained
+
+
+def _evaluate(classifier, data, trained):
+    from tftransfer import evaluate
+
+    metrics, predictions = evaluate.evaluate_splits(classifier, data)
+    metrics["class_names"] = data.class_names
+    metrics["training"] = {"phases": [vars(p) for p in trained.phases],
+                           "best_validation_accuracy": trained.best_validation_accuracy}
+    metrics["data"] = {"sizes": data.sizes, "skipped": data.skipped,
+                       "class_counts": data.class_counts}
+    return metrics, predictions
+
+
+def _export(cfg, classifier, backbone, data, metrics, trained) -> str:
+    """The SavedModel, its measured performance, and the compressed variants."""
+    from tftransfer import compression, export, performance, warmup
+
+    export_dir = export.export_saved_model(
+        classifier, data.class_names, cfg.data.image_size, backbone.module,
+        os.path.join(cfg.output_dir, "saved_model"), version=cfg.export.export_version,
+        warmup_images=warmup.validation_images(data, cfg.export.warmup_requests))
+    metrics["performance"] = performance.measure(classifier, export_dir, cfg.data.image_size,
+                                                 serving_batch=cfg.data.batch_size)
+    metrics["performance"]["training_images_per_second"] = {
+        p.name: p.images_per_second for p in trained.phases}
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+    compression.compress_and_evaluate(classifier, backbone, data, cfg, export_dir)
+    return export_dir
+
+
+def run(cfg) -> RunOutputs | None:
+    """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
+    Returns None on a distributed search's tuner worker."""
+    from tftransfer import data as data_lib
+
+    strategy = _start(cfg)
     data = data_lib.load_data(cfg.data, cfg.seed, os.path.join(cfg.output_dir, "cache"),
                               strategy.num_replicas_in_sync)
     with open(os.path.join(cfg.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("".join(f"{name}\n" for name in data.class_names))
     chosen = None
     if cfg.search.search != "none":
-        from tftransfer import search
-        chosen = search.run_search(cfg, data, strategy).best_values
-        cfg = search.apply_values(cfg, chosen)
-        batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
-                                                 strategy.num_replicas_in_sync)
-        data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
+        searched = _search(cfg, data, strategy)
+        if searched is None:
+            return None
+        cfg, chosen = searched
     cfg.save(os.path.join(cfg.output_dir, "config.json"), chosen_hyperparameters=chosen)
-    with strategy.scope():
-        backbone, feature_width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(feature_width, data.num_classes, cfg.head)
-        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
-        trained = train_lib.train(classifier, backbone, data, cfg)
-    metrics = evaluate.evaluate_splits(classifier, data)
-    metrics["training"] = {"phases": [vars(p) for p in trained.phases],
-                           "best_validation_accuracy": trained.best_validation_accuracy}
-    metrics["data"] = {"sizes": data.sizes, "skipped": data.skipped}
+    classifier, backbone, trained = _train(cfg, data, strategy)
+    metrics, predictions = _evaluate(classifier, data, trained)
     _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
-    export_dir = export.export_saved_model(classifier, data.class_names, cfg.data.image_size,
-                                           backbone.module,
-                                           os.path.join(cfg.output_dir, "saved_model"))
-    metrics["performance"] = performance.measure(classifier, export_dir, cfg.data.image_size,
-                                                 serving_batch=cfg.data.batch_size)
-    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+    export_dir = _export(cfg, classifier, backbone, data, metrics, trained)
+    _publish(cfg, metrics, predictions, data)
     logging.info("Test accuracy %s; performance %s",
                  metrics.get("test", {}).get("accuracy"), metrics["performance"])
     return RunOutputs(metrics, classifier, data, export_dir)
@@ -87,13 +159,20 @@ def run(cfg) -> RunOutputs:
 
 def main(argv) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        sys.stderr.write(f"error: unexpected arguments {argv[1:]}: flags take the form "
+                         "--name=value\n")
+        sys.exit(2)
     try:
         cfg = flags_lib.config_from_flags()
-        _log_to_file(cfg.output_dir)
-        run(cfg)
-    except UserError as e:
-        sys.stderr.write(f"error: {e}\n")
+        cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
+        with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
+            _log_to_file(cfg.output_dir, cluster.log_file_name())
+            run(cfg)
+    except Exception as e:  # a full disk or a refused write is the user's to fix, not a bug
+        problem = e if isinstance(e, UserError) else as_storage_error(e)
+        if problem is None:
+            raise
+        sys.stderr.write(f"error: {problem}\n")
         sys.exit(2)
 
 

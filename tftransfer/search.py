@@ -16,7 +16,9 @@ import keras_tuner as kt
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import backbone as backbone_lib, config as config_lib, data as data_lib
+from tftransfer import adversarial as adversarial_lib
+from tftransfer import backbone as backbone_lib, cluster, config as config_lib
+from tftransfer import data as data_lib
 from tftransfer import features as features_lib
 from tftransfer import model as model_lib, search_space, train as train_lib
 from tftransfer.errors import TrainingDiverged, UserError
@@ -46,7 +48,7 @@ class SearchData:
     data: data_lib.DataBundle
     train: object             # unbatched uint8 search subset of the training split
     train_size: int
-    cached: dict | None       # {"train": (features, labels), "validation": (...)} or None
+    cached: dict | None       # {"train": (features, labels) tensors, "validation": ...}
 
 
 class TransferHyperModel(kt.HyperModel):
@@ -56,6 +58,7 @@ class TransferHyperModel(kt.HyperModel):
         self.cfg, self.space, self.sd, self.feature_width = cfg, space, search_data, feature_width
         self.module = module
         self.pretrained = [v.numpy() for v in module.variables]
+        self.builds: dict[str, int] = {}   # per trial's values: executions built so far
 
     def trial_config(self, hp, epochs: int | None = None) -> config_lib.RunConfig:
         values = {name: search_space.declare(hp, name, spec) for name, spec in self.space.items()}
@@ -66,12 +69,24 @@ class TransferHyperModel(kt.HyperModel):
                 cfg.train, epochs=epochs, head_epochs=head_epochs))
         return cfg
 
+    def _adversarial(self, cfg) -> bool:
+        """Trials train on adversarial batches only where the space holds `adversarial`."""
+        return "adversarial" in self.space and cfg.train.adversarial != "none"
+
     def _uses_cache(self, cfg) -> bool:
         return (self.sd.cached is not None and cfg.backbone.fine_tune_depth == 0
-                and not cfg.data.augment)
+                and not cfg.data.augment and not self._adversarial(cfg))
+
+    def _seed(self, hp) -> None:
+        """Seeds each trial (and execution) alone, so its result does not depend on how
+        many trials ran before it in this process: a resumed search runs fewer."""
+        key = json.dumps(hp.values, sort_keys=True, default=str)
+        self.builds[key] = self.builds.get(key, -1) + 1
+        keras.utils.set_random_seed(self.cfg.seed + self.builds[key])
 
     def build(self, hp):
         cfg = self.trial_config(hp)
+        self._seed(hp)
         num_classes = self.sd.data.num_classes
         head = model_lib.build_head(self.feature_width, num_classes, cfg.head)
         if self._uses_cache(cfg):
@@ -83,6 +98,8 @@ class TransferHyperModel(kt.HyperModel):
             backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size,
                                                    self.module)
             model = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+            if self._adversarial(cfg):
+                model = adversarial_lib.wrap(model, cfg.train, self.cfg.seed)
         # Compiled here so KerasTuner accepts it; each phase in fit() recompiles.
         model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
                                     cfg.train.learning_rate, 1, 0)
@@ -119,26 +136,40 @@ class TransferHyperModel(kt.HyperModel):
 
 
 class _TimedTrials:
-    """Tuner mixin: records each trial's wall time beside the oracle's own state."""
+    """Tuner mixin: records which tuner ran each trial and its wall time, beside the oracle's
+    own state; one file per tuner, as the tuners of a distributed search share the folder."""
 
-    @property
-    def _seconds_path(self) -> str:
-        return os.path.join(self.project_dir, "trial_seconds.json")
+    def _seconds_path(self, tuner_id: str) -> str:
+        return os.path.join(self.project_dir, f"trial_seconds.{tuner_id}.json")
 
-    def trial_seconds(self) -> dict[str, float]:
-        if not os.path.exists(self._seconds_path):
+    def _read_seconds(self, tuner_id: str) -> dict[str, float]:
+        path = self._seconds_path(tuner_id)
+        if not os.path.exists(path):
             return {}
-        with open(self._seconds_path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+    def trial_runs(self) -> dict[str, dict]:
+        """{trial_id: {"tuner": tuner id, "seconds": wall time}} over every tuner."""
+        runs = {}
+        for name in sorted(os.listdir(self.project_dir)):
+            if name.startswith("trial_seconds.") and name.endswith(".json"):
+                tuner_id = name[len("trial_seconds."):-len(".json")]
+                runs.update({trial_id: {"tuner": tuner_id, "seconds": seconds}
+                             for trial_id, seconds in self._read_seconds(tuner_id).items()})
+        return runs
 
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
         try:
             return super().run_trial(trial, *args, **kwargs)
         finally:
-            seconds = {**self.trial_seconds(), trial.trial_id: time.perf_counter() - start}
-            with open(self._seconds_path, "w", encoding="utf-8") as f:
+            seconds = {**self._read_seconds(self.tuner_id),
+                       trial.trial_id: time.perf_counter() - start}
+            path = self._seconds_path(self.tuner_id)
+            with open(f"{path}.tmp", "w", encoding="utf-8") as f:
                 json.dump(seconds, f)
+            os.replace(f"{path}.tmp", path)  # a half-written file would stop every resume
 
 
 TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
@@ -153,9 +184,11 @@ def make_tuner(cfg, hypermodel, strategy) -> kt.Tuner:
     else:
         budget = {"max_trials": cfg.search.max_trials}
     distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
+    # Only a lone tuner or the search's chief may wipe the folder all tuners share.
+    overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     return tuner_class(
         hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=cfg.output_dir,
-        project_name="search", overwrite=cfg.search.overwrite, seed=cfg.seed,
+        project_name="search", overwrite=overwrite, seed=cfg.seed,
         executions_per_trial=cfg.search.executions_per_trial,
         max_consecutive_failed_trials=cfg.search.max_failed_trials,
         distribution_strategy=strategy if distributed else None, **budget)
@@ -193,31 +226,40 @@ def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchDat
         raise UserError("a search needs a validation split (--validation_split or "
                         "--validation_fraction > 0)")
     cached = None
-    if _may_use_cache(space):
+    if _may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
         cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, "features"))
         common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
                       data=data.fingerprint, seed=cfg.seed)
         splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
                             dict(split="train", fraction=cfg.search.search_fraction)),
                   "validation": (data.validation, dict(split="validation"))}
-        cached = {split: cache.get(features_lib.cache_key(**common, **key), split,
-                                   lambda: backbone, images, cfg.data.image_size)
+        # Held as tensors, which every trial's feature_dataset reads without a copy.
+        cached = {split: tuple(map(tf.constant, cache.get(
+                      features_lib.cache_key(**common, **key), split, lambda: backbone, images,
+                      cfg.data.image_size)))
                   for split, (images, key) in splits.items()}
     return SearchData(data, train, size, cached)
 
 
 def _trial_records(tuner) -> list[dict]:
-    seconds = tuner.trial_seconds()
+    runs = tuner.trial_runs()
     records = [{"trial_id": t.trial_id, "status": t.status, "score": t.score,
                 "hyperparameters": t.hyperparameters.values,
-                "seconds": round(seconds.get(t.trial_id, 0.0), 2),
+                "tuner": runs.get(t.trial_id, {}).get("tuner"),
+                "seconds": round(runs.get(t.trial_id, {}).get("seconds", 0.0), 2),
                 "message": (t.message or "").strip().splitlines()[-1:] or None}
                for t in tuner.oracle.trials.values()]
-    return sorted(records, key=lambda r: -(r["score"] if r["score"] is not None else -1))
+    # Ties go to the earlier trial: KerasTuner's own ranking follows the order it reloaded
+    # the trial files in, which differs between an uninterrupted and a resumed search.
+    return sorted(records, key=lambda r: (-(r["score"] if r["score"] is not None else -1),
+                                          r["trial_id"]))
 
 
-def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult:
-    """Searches, writes <output_dir>/search.json, and returns the best values."""
+def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
+    """Searches, writes <output_dir>/search.json, and returns the best values.
+
+    In a distributed search (cluster.py) the chief serves the oracle until every tuner
+    worker is done, then reports; a tuner worker runs trials and returns None."""
     from tftransfer import hyperrule
 
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
@@ -242,13 +284,17 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult:
     except RuntimeError as e:
         lines = str(e).strip().splitlines() or ["?"]
         raise UserError(f"search stopped: {lines[0]} Last failure: {lines[-1]}") from None
+    if cluster.is_tuner_worker():
+        logging.info("Tuner %s: no trials left; the chief reports the search", tuner.tuner_id)
+        return None
     trials = _trial_records(tuner)
     with open(os.path.join(cfg.output_dir, "search.json"), "w", encoding="utf-8") as f:
         json.dump({"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
                    "space": search_space.describe(space), "trials": trials}, f, indent=2)
-    best = tuner.oracle.get_best_trials(1)
-    if not best:
+    best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
+                None)
+    if best is None:
         raise UserError("search finished without a completed trial; see search.json")
-    logging.info("Best trial %s: %s = %.4f, %s", best[0].trial_id, OBJECTIVE, best[0].score,
-                 best[0].hyperparameters.values)
-    return SearchResult(dict(best[0].hyperparameters.values), best[0].score, trials)
+    logging.info("Best trial %s: %s = %.4f, %s", best["trial_id"], OBJECTIVE, best["score"],
+                 best["hyperparameters"])
+    return SearchResult(dict(best["hyperparameters"]), best["score"], trials)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
-from tftransfer.config import OPTIMIZERS, ConfigError
+from tftransfer.config import ADVERSARIAL_ATTACKS, OPTIMIZERS, ConfigError
 from tftransfer.hyperrule import Prior
 
 
@@ -33,6 +33,8 @@ class Fixed:
 
 SEARCHABLE = ("head_units", "dropout", "l2", "label_smoothing", "optimizer", "learning_rate",
               "fine_tune_depth", "fine_tune_lr_factor", "augment", "batch_size")
+# Searched only when --search_space names them: a trial then trains on adversarial batches.
+ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
 
 
 def default_space(prior: Prior, augment: bool, batch_size: int) -> dict[str, Any]:
@@ -74,14 +76,18 @@ def load_overrides(path: str) -> dict[str, Any]:
         raise ConfigError("search_space", f"cannot read {path}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError("search_space", "must be a JSON object of {name: spec}")
-    unknown = sorted(set(raw) - set(SEARCHABLE))
+    unknown = sorted(set(raw) - set(SEARCHABLE + ADVERSARIAL))
     if unknown:
         raise ConfigError("search_space", f"unknown hyperparameter(s) {unknown}; "
-                                          f"searchable: {', '.join(SEARCHABLE)}")
+                                          f"searchable: {', '.join(SEARCHABLE + ADVERSARIAL)}")
     parsed = {name: _parse_entry(name, spec) for name, spec in raw.items()}
     optimizers = parsed.get("optimizer")
     if isinstance(optimizers, Choice) and not set(optimizers.values) <= set(OPTIMIZERS):
         raise ConfigError("search_space", f"optimizer choices must be in {OPTIMIZERS}")
+    attacks = parsed.get("adversarial", Fixed("none"))
+    values = attacks.values if isinstance(attacks, Choice) else (getattr(attacks, "value", None),)
+    if not set(values) <= set(ADVERSARIAL_ATTACKS):
+        raise ConfigError("search_space", f"adversarial values must be in {ADVERSARIAL_ATTACKS}")
     return parsed
 
 

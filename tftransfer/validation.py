@@ -6,9 +6,10 @@ import os
 import re
 import tempfile
 
-from tftransfer import search_space
-from tftransfer.config import (AUGMENTATIONS, TFLITE_VARIANTS, ConfigError, RunConfig,
-                               is_tfds_name)
+from tftransfer import cluster, search_space
+from tftransfer.config import (ADVERSARIAL_ATTACKS, AUGMENTATIONS, TFLITE_VARIANTS,
+                               ConfigError, RunConfig, is_tfds_name)
+from tftransfer.export_layout import MAX_WARMUP_REQUESTS
 
 
 def _require(condition: bool, flag: str, message: str) -> None:
@@ -97,10 +98,31 @@ def _check_search(cfg: RunConfig) -> None:
         search_space.load_overrides(s.search_space)  # raises ConfigError naming the flag
 
 
+def _check_cluster(cfg: RunConfig) -> None:
+    """TF_CONFIG for multi_worker; a whole tuner id + oracle address for distributed search,
+    from the flags or KerasTuner's environment."""
+    if cfg.strategy == "multi_worker":
+        cluster.check_multi_worker()
+    s, env = cfg.search, os.environ
+    if s.oracle_address:
+        cluster.parse_address(s.oracle_address)
+    if not (s.tuner_id or s.oracle_address or cluster.ORACLE_IP in env):
+        return
+    _require(bool(s.tuner_id or env.get(cluster.TUNER_ID)), "tuner_id",
+             "distributed search needs this process's id: chief, tuner0, tuner1...")
+    _require(bool(s.oracle_address or env.get(cluster.ORACLE_PORT)), "oracle_address",
+             "distributed search needs the chief's host:port")
+    _require(s.search != "none", "search", "a distributed search (--tuner_id, "
+                                           "KERASTUNER_*) needs --search")
+    _require(cfg.strategy != "multi_worker", "strategy",
+             "tuner processes train their trials on local devices; use auto or mirrored")
+
+
 def _check_export(cfg: RunConfig) -> None:
     e = cfg.export
     _require(e.export_version >= 0, "export_version", "must be >= 0 (0: next free version)")
-    _require(e.warmup_requests >= 0, "warmup_requests", "must be >= 0")
+    _require(0 <= e.warmup_requests <= MAX_WARMUP_REQUESTS, "warmup_requests",
+             f"must be in [0, {MAX_WARMUP_REQUESTS}] (TF Serving's limit)")
     unknown = sorted(set(e.export_tflite) - set(TFLITE_VARIANTS))
     _require(not unknown, "export_tflite",
              f"unknown {unknown}; choose from {', '.join(TFLITE_VARIANTS)}")
@@ -108,6 +130,27 @@ def _check_export(cfg: RunConfig) -> None:
     _require(e.prune_epochs >= 1, "prune_epochs", "must be >= 1")
     _require(e.representative_examples >= 1, "representative_examples", "must be >= 1")
     _require(0 <= e.compression_tolerance <= 1, "compression_tolerance", "must be in [0, 1]")
+
+
+def _check_robustness(cfg: RunConfig) -> None:
+    t, r = cfg.train, cfg.robustness
+    _require(t.adversarial in ADVERSARIAL_ATTACKS, "adversarial",
+             f"choose from {', '.join(ADVERSARIAL_ATTACKS)}")
+    _require(0 <= t.adversarial_epsilon <= 1, "adversarial_epsilon", "must be in [0, 1]")
+    _require(0 < t.adversarial_mix <= 1, "adversarial_mix", "must be in (0, 1]")
+    _require(t.adversarial_epochs >= 1, "adversarial_epochs", "must be >= 1")
+    _require(t.pgd_steps >= 1, "pgd_steps", "must be >= 1")
+    _require(all(0 <= e <= 1 for e in r.robustness_epsilons), "robustness_epsilons",
+             "each must be in [0, 1] (pixel units)")
+    _require(r.robustness_examples >= 0, "robustness_examples", "must be >= 0 (0: all)")
+    _require(r.robustness_pgd_steps >= 1, "robustness_pgd_steps", "must be >= 1")
+    _require(r.ensemble_top_k == 0 or r.ensemble_top_k >= 2, "ensemble_top_k",
+             "must be >= 2, or 0 for no ensemble")
+    if r.ensemble_top_k:
+        _require(cfg.search.search != "none", "ensemble_top_k",
+                 "an ensemble of the best trials needs --search")
+        _require(cfg.search.search == "hyperband" or r.ensemble_top_k <= cfg.search.max_trials,
+                 "ensemble_top_k", f"must be <= --max_trials ({cfg.search.max_trials})")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -128,5 +171,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_train(cfg)
     _check_search(cfg)
     _check_export(cfg)
+    _check_robustness(cfg)
+    _check_cluster(cfg)
     _check_output_dir(cfg.output_dir)
     return cfg

@@ -1,0 +1,82 @@
+"""The report from a finished run's files (synthetic here; test_summaries covers a real run)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import test_compression_table
+from conftest import make_config
+from tftransfer import classification_metrics, report
+
+NAMES = ["cat", "dog", "bird"]
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    cfg = make_config(tmp_path, dataset=str(tmp_path), hub_handle="https://example.org/m",
+                      learning_rate=0.01)
+    cfg.save(str(tmp_path / "config.json"), chosen_hyperparameters={"dropout": 0.3})
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    probabilities = rng.dirichlet(np.ones(3), 60)
+    test = classification_metrics.compute(labels, probabilities, NAMES)
+    metrics = {"test": test, "class_names": NAMES,
+               "data": {"sizes": {"train": 200, "test": 60}, "skipped": {"corrupt": 2},
+                        "class_counts": {"train": [70, 60, 70], "test": [20, 20, 20]}},
+               "training": {"phases": [{"name": "head", "epochs": 1, "seconds": 3.0,
+                                        "images_per_second": 66.0,
+                                        "history": {"loss": [1.0], "val_loss": [1.1]}}]},
+               "performance": {"device": "CPU: test", "parameters": {"total": 10},
+                               "training_images_per_second": {"head": 66.0}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    search = {"tuner": "random", "objective": "val_accuracy", "prior": "small",
+              "trials": [{"trial_id": "01", "status": "COMPLETED", "score": 0.9, "seconds": 5,
+                          "hyperparameters": {"dropout": 0.3, "tuner/trial_id": "x"}},
+                         {"trial_id": "00", "status": "FAILED", "score": None, "seconds": 1,
+                          "hyperparameters": {"dropout": 0.1}}]}
+    (tmp_path / "search.json").write_text(json.dumps(search))
+    return tmp_path, metrics
+
+
+def test_report_shows_config_data_search_metrics_and_performance(finished_run):
+    folder, metrics = finished_run
+    figures = report.run_figures(metrics, NAMES, np.zeros((4, 8, 8, 3)), [0, 1, 2, 0])
+    assert set(figures) == {"learning_curves", "confusion_matrix", "augmented_samples"}
+    markdown_path, html_path = report.write_report(str(folder), figures)
+    text = open(markdown_path, encoding="utf-8").read()
+    assert "| --learning_rate | 0.01 | 0.001 |" in text
+    assert "| --augmentations | flip | flip,crop,rotation,contrast |" in text
+    assert "| dropout | 0.3 |" in text                      # chosen by the search
+    assert "Skipped files: 2 corrupt." in text
+    assert "| bird | 70 | 20 |" in text                     # class counts per split
+    assert "| 1 | 01 | COMPLETED | 0.9 | 5 | dropout=0.3 |" in text
+    assert f"| test | {metrics['test']['accuracy']:.4g} |" in text
+    assert "Device: CPU: test." in text
+    assert "| training, phase head | throughput (images/s) | 66 |" in text
+    assert text.count("](report_files/") == 3
+    assert open(html_path, encoding="utf-8").read().count("base64,") == 3
+
+
+def test_rebuild_cli_keeps_the_samples_and_adds_new_results(finished_run):
+    folder, metrics = finished_run
+    report.write_report(str(folder), report.run_figures(metrics, NAMES, np.zeros((2, 8, 8, 3)),
+                                                        [0, 1]))
+    (folder / "compression.json").write_text(json.dumps(test_compression_table.RESULT))
+    result = subprocess.run([sys.executable, "-m", "tftransfer.report",
+                             f"--output_dir={folder}"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    assert "![Augmented training samples]" in text and "## Compression" in text
+    assert "| pruned | 91.00% | -2.00 pt |" in text and "Skipped keras_int8" in text
+
+
+def test_rebuild_cli_without_a_run_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tftransfer.report",
+                             f"--output_dir={tmp_path}"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: --output_dir: no metrics.json and config.json "
+                                      f"in {tmp_path}")

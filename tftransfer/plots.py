@@ -1,0 +1,109 @@
+"""Figures of a run as PNG bytes, shared by the report and TensorBoard's images plugin."""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def learning_curves(phases: Sequence[dict]) -> bytes:
+    """Loss and accuracy per epoch over all training phases, a line between phases."""
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 3.6))
+    histories = [p["history"] for p in phases]
+    for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [v for h in histories for v in h.get(prefix + key, [])]
+            if values:
+                axes.plot(range(1, len(values) + 1), values, style, markersize=3,
+                          label="validation" if prefix else "training")
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes.set_title(key)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    boundary = 0
+    for phase in phases[:-1]:
+        boundary += phase["epochs"]
+        for axes in (loss_axes, accuracy_axes):
+            axes.axvline(boundary + 0.5, color="grey", linestyle=":")
+    return _png(figure)
+
+
+def confusion_matrix(confusion, class_names: Sequence[str]) -> bytes:
+    """Row-normalised confusion matrix (rows: true class) with the counts written in."""
+    counts = np.asarray(confusion)
+    totals = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(counts / totals, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="fraction of the true class")
+    ticks = np.arange(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(ticks, class_names, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if len(class_names) <= 25:
+        for (row, column), count in np.ndenumerate(counts):
+            dark = count / totals[row, 0] > 0.6
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if dark else "black")
+    return _png(figure)
+
+
+def image_grid(images, titles: Sequence[str], columns: int = 8) -> bytes:
+    """float images in [0, 1] (or uint8) [N, H, W, 3] as a titled grid."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = (np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    rows = int(np.ceil(len(images) / columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.7 * rows),
+                                squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        axes.axis("off")
+        if index < len(images):
+            axes.imshow(images[index])
+            axes.set_title(titles[index][:14], fontsize=7)
+    return _png(figure)
+
+
+def robustness_curves(models: dict) -> bytes:
+    """Accuracy against ε (FGSM dashed, PGD solid) and against corruption severity (mean
+    over the corruptions; severity 0 is clean), one colour per model. `models`: {label:
+    the `robustness` block of metrics.json}."""
+    figure, (attack_axes, corruption_axes) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for index, (label, result) in enumerate(models.items()):
+        color = f"C{index}"
+        for attack, style in (("fgsm", "--o"), ("pgd", "-s")):
+            points = sorted((a["epsilon"], a["accuracy"]) for a in result["attacks"]
+                            if a["attack"] == attack)
+            attack_axes.plot(*zip(*points), style, color=color, markersize=3,
+                             label=f"{label}, {attack.upper()}")
+        severities = sorted({c["severity"] for c in result["corruptions"]})
+        means = [np.mean([c["accuracy"] for c in result["corruptions"] if c["severity"] == s])
+                 for s in severities]
+        corruption_axes.plot([0, *severities], [result["clean_accuracy"], *means], "-o",
+                             color=color, markersize=3, label=label)
+    attack_axes.set_xlabel("ε (pixel units in [0, 1])")
+    attack_axes.set_title("adversarial attacks")
+    corruption_axes.set_xlabel("severity")
+    corruption_axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    corruption_axes.set_title("common corruptions (mean)")
+    for axes in (attack_axes, corruption_axes):
+        axes.set_ylabel("accuracy")
+        axes.set_ylim(-0.02, 1.02)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    return _png(figure)

@@ -1,0 +1,86 @@
+"""TFLite variants of the trained classifier: conversion and the interpreter that runs them.
+
+Every variant takes float32 pixels in [0, 1], [N, S, S, 3], and returns probabilities
+[N, C], like the in-memory classifier, so each is a drop-in replacement:
+- `float`: float32 weights and activations;
+- `dynamic`: dynamic-range quantization (int8 weights, float activations);
+- `float16`: float16 weights;
+- `int8`: full-integer quantization, calibrated on training images. Every op runs in
+  int8; only the input and output stay float32 (one quantize and one dequantize op), so
+  callers feed the same pixels as to the other variants.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+VARIANTS = ("float", "dynamic", "float16", "int8")
+
+
+def representative_images(train_unbatched: tf.data.Dataset, size: int, count: int,
+                          seed: int) -> np.ndarray:
+    """`count` seeded-random images of the `size` training images (before augmentation),
+    as float32 in [0, 1]. Drawn from the whole split, which may be ordered by class, without
+    a shuffle buffer (which would hold large images in memory)."""
+    keep = np.zeros(size, dtype=bool)
+    keep[np.random.default_rng(seed).choice(size, min(count, size), replace=False)] = True
+    mask = tf.constant(keep)
+    chosen = train_unbatched.enumerate().filter(lambda i, _: mask[i])
+    return np.stack([image.astype(np.float32) / 255.0
+                     for _, (image, _) in chosen.as_numpy_iterator()])
+
+
+def convert(classifier: keras.Model, variant: str,
+            calibration: np.ndarray | None = None) -> bytes:
+    """The flatbuffer of one variant; `calibration` images are required for int8."""
+    # from_keras_model freezes every variable, including the hub module's.
+    converter = tf.lite.TFLiteConverter.from_keras_model(classifier)
+    if variant != "float":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def write_variant(classifier: keras.Model, variant: str, folder: str,
+                  calibration: np.ndarray | None = None) -> str:
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{variant}.tflite")
+    flatbuffer = convert(classifier, variant, calibration)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    logging.info("TFLite %s: %s (%d bytes)", variant, path, len(flatbuffer))
+    return path
+
+
+class InterpreterPredictor:
+    """Runs a .tflite file on float pixels of any batch size (the input is resized to
+    the batch when it changes, so a split is evaluated a batch per invocation)."""
+
+    def __init__(self, path: str, num_threads: int | None = None):
+        self.interpreter = tf.lite.Interpreter(model_path=path,
+                                               num_threads=num_threads or os.cpu_count())
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._batch = None
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if images.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._input, images.shape)
+            self.interpreter.allocate_tensors()
+            self._batch = images.shape[0]
+        self.interpreter.set_tensor(self._input, images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output)
+
+    def tensor_types(self) -> dict[str, int]:
+        """{dtype name: number of tensors} over the model's tensors."""
+        names = [detail["dtype"].__name__ for detail in self.interpreter.get_tensor_details()]
+        return {name: names.count(name) for name in sorted(set(names))}
