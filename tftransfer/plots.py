@@ -81,14 +81,15 @@ def image_grid(images, titles: Sequence[str], columns: int = 8) -> bytes:
 
 def robustness_curves(models: dict) -> bytes:
     """Accuracy against ε (FGSM dashed, PGD solid) and against corruption severity (mean
-    over the corruptions; severity 0 is clean), one colour per model. `models`: {label:
-    the `robustness` block of metrics.json}."""
+    over the corruptions), one colour per model; ε 0 and severity 0 are the clean images.
+    `models`: {label: the `robustness` block of metrics.json}."""
     figure, (attack_axes, corruption_axes) = plt.subplots(1, 2, figsize=(10, 3.6))
     for index, (label, result) in enumerate(models.items()):
         color = f"C{index}"
         for attack, style in (("fgsm", "--o"), ("pgd", "-s")):
-            points = sorted((a["epsilon"], a["accuracy"]) for a in result["attacks"]
-                            if a["attack"] == attack)
+            points = sorted({(0.0, result["clean_accuracy"])} | {
+                (a["epsilon"], a["accuracy"]) for a in result["attacks"]
+                if a["attack"] == attack and a["epsilon"] > 0})
             attack_axes.plot(*zip(*points), style, color=color, markersize=3,
                              label=f"{label}, {attack.upper()}")
         severities = sorted({c["severity"] for c in result["corruptions"]})

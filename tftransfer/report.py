@@ -14,7 +14,7 @@ from typing import Mapping
 
 from absl import app, flags
 
-from tftransfer import compression_table, config as config_lib
+from tftransfer import comparison, compression_table, config as config_lib
 from tftransfer import plots
 from tftransfer.errors import UserError
 from tftransfer.report_format import Figure, Heading, Paragraph, Table, to_html, to_markdown
@@ -48,6 +48,7 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
     if augmented_images is not None:
         titles = [class_names[int(k)] for k in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
+    figures.update(comparison.report_figures(metrics))
     return figures
 
 
@@ -159,6 +160,7 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
     if "performance" in metrics:
         blocks += _performance_blocks(metrics["performance"])
+    blocks += comparison.report_blocks(metrics, figure_paths)
     blocks += _compression_blocks(_read_json(output_dir, "compression.json") or {})
     return blocks
 

@@ -72,7 +72,7 @@ def _start(cfg):
 
 
 def _search(cfg, data, strategy):
-    """Searches; returns (cfg with the best values, the values), or None on a tuner
+    """Searches; returns (cfg with the best values, the SearchResult), or None on a tuner
     worker, which only runs trials: the search's chief trains and exports the best."""
     import keras
     from tftransfer import data as data_lib, search
@@ -87,7 +87,7 @@ def _search(cfg, data, strategy):
     # The final training must not depend on how many trials ran in this process (a
     # resumed search runs fewer).
     keras.utils.set_random_seed(cfg.seed)
-    return cfg, found.best_values
+    return cfg, found
 
 
 def _train(cfg, data, strategy):
@@ -130,6 +130,22 @@ def _export(cfg, classifier, backbone, data, metrics, trained) -> str:
     return export_dir
 
 
+def _variants(cfg, classifier, backbone, data, metrics, found, strategy) -> None:
+    """Robustness of the main model, the ensemble and the adversarially fine-tuned copy,
+    and their side-by-side comparison, into metrics.json."""
+    from tftransfer import comparison, robustness, variants
+
+    if cfg.robustness.robustness_eval:
+        metrics["robustness"] = robustness.evaluate_robustness(classifier, data, cfg)
+    if found is not None and cfg.robustness.ensemble_top_k:
+        metrics["ensemble"] = variants.ensemble_variant(classifier, backbone, found, data, cfg,
+                                                        strategy)
+    if cfg.train.adversarial != "none":
+        metrics["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
+    metrics["comparison"] = comparison.rows(metrics)
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+
+
 def run(cfg) -> RunOutputs | None:
     """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
     Returns None on a distributed search's tuner worker."""
@@ -140,17 +156,19 @@ def run(cfg) -> RunOutputs | None:
                               strategy.num_replicas_in_sync)
     with open(os.path.join(cfg.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("".join(f"{name}\n" for name in data.class_names))
-    chosen = None
+    chosen = found = None
     if cfg.search.search != "none":
         searched = _search(cfg, data, strategy)
         if searched is None:
             return None
-        cfg, chosen = searched
+        cfg, found = searched
+        chosen = found.best_values
     cfg.save(os.path.join(cfg.output_dir, "config.json"), chosen_hyperparameters=chosen)
     classifier, backbone, trained = _train(cfg, data, strategy)
     metrics, predictions = _evaluate(classifier, data, trained)
     _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
     export_dir = _export(cfg, classifier, backbone, data, metrics, trained)
+    _variants(cfg, classifier, backbone, data, metrics, found, strategy)
     _publish(cfg, metrics, predictions, data)
     logging.info("Test accuracy %s; performance %s",
                  metrics.get("test", {}).get("accuracy"), metrics["performance"])

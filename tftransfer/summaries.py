@@ -20,7 +20,8 @@ SCALAR_KEYS = ("accuracy", "top5_accuracy", "macro_f1", "weighted_f1", "auc_roc_
 # The summary writes its figures as TensorBoard images; these are their tags.
 FIGURE_TAGS = {"confusion_matrix": "evaluation/confusion_matrix",
                "augmented_samples": "data/augmented_training_samples",
-               "learning_curves": "training/learning_curves"}
+               "learning_curves": "training/learning_curves",
+               "robustness_curves": "evaluation/robustness_curves"}
 
 
 def _hparam_value(value):
