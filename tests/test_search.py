@@ -191,3 +191,10 @@ def test_a_trial_whose_loss_overflows_fails_and_the_search_goes_on(tmp_path, tin
     assert all("training diverged" in t["message"][0]
                for t in result.trials if t["status"] == "FAILED")
     assert result.best_values["l2"] == 0.0
+
+
+def test_bayesian_search_completes_its_trials(tmp_path, tiny_hub_dir, color_folder):
+    # KerasTuner's Bayesian oracle needs scikit-learn (pinned in setup.cfg).
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, search="bayesian", max_trials=2)
+    result = _search(cfg)
+    assert [t["status"] for t in result.trials] == ["COMPLETED", "COMPLETED"]
