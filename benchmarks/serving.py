@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 import _common
+from tftransfer import performance
 
 
 def _add_arguments(parser) -> None:
@@ -28,14 +28,7 @@ def _add_arguments(parser) -> None:
 
 
 def _latencies_ms(call, repeats: int) -> list[float]:
-    for _ in range(3):
-        call()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        seconds.append((time.perf_counter() - start) * 1000)
-    return seconds
+    return [seconds * 1000 for seconds in performance.timings(call, repeats)]
 
 
 def _p(values: list[float], q: int) -> float:

@@ -30,7 +30,8 @@ def device_name() -> str:
     return f"CPU: {model} ({os.cpu_count()} cores)"
 
 
-def _timings(call, repeats: int) -> list[float]:
+def timings(call, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls, after 3 warm-up calls."""
     for _ in range(3):
         call()
     seconds = []
@@ -44,8 +45,8 @@ def _timings(call, repeats: int) -> list[float]:
 def speed(call_one, call_batch, batch: int, repeats: int) -> dict:
     """Latency p50/p95 (ms) of `call_one` (batch 1), throughput of `call_batch` (`batch`
     images), each timed after 3 warm-up calls."""
-    latencies = np.array(_timings(call_one, repeats)) * 1000
-    batch_seconds = np.median(_timings(call_batch, max(3, repeats // 10)))
+    latencies = np.array(timings(call_one, repeats)) * 1000
+    batch_seconds = np.median(timings(call_batch, max(3, repeats // 10)))
     return {"latency_ms_p50": float(np.percentile(latencies, 50)),
             "latency_ms_p95": float(np.percentile(latencies, 95)),
             "throughput_images_per_s": float(batch / batch_seconds),
