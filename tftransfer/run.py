@@ -6,14 +6,13 @@ A UserError (bad flag, data or handle) ends the run with one line and exit statu
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging as std_logging
 import os
 import sys
 
 from absl import app, logging
 
-from tftransfer import cluster, flags as flags_lib
+from tftransfer import atomic, cluster, flags as flags_lib
 from tftransfer.errors import UserError, as_storage_error
 
 flags_lib.define_flags()
@@ -26,10 +25,7 @@ def _log_to_file(output_dir: str, name: str = "run.log") -> None:
 
 
 def _write_json(path: str, payload) -> None:
-    """Writes beside `path`, then renames: a killed run never leaves half a file."""
-    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(f"{path}.tmp", path)
+    atomic.write_json(path, payload, indent=2, sort_keys=True)
 
 
 def _publish(cfg, metrics: dict, predictions: dict, data) -> None:

@@ -16,7 +16,7 @@ import keras_tuner as kt
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import adversarial as adversarial_lib
+from tftransfer import adversarial as adversarial_lib, atomic
 from tftransfer import backbone as backbone_lib, cluster, config as config_lib
 from tftransfer import data as data_lib
 from tftransfer import features as features_lib
@@ -166,10 +166,8 @@ class _TimedTrials:
         finally:
             seconds = {**self._read_seconds(self.tuner_id),
                        trial.trial_id: time.perf_counter() - start}
-            path = self._seconds_path(self.tuner_id)
-            with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-                json.dump(seconds, f)
-            os.replace(f"{path}.tmp", path)  # a half-written file would stop every resume
+            # A half-written file would stop every resume.
+            atomic.write_json(self._seconds_path(self.tuner_id), seconds)
 
 
 TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,

@@ -21,7 +21,7 @@ import time
 import keras
 from absl import logging
 
-from tftransfer import model as model_lib
+from tftransfer import atomic, model as model_lib
 from tftransfer.backbone import HubBackbone
 from tftransfer.config import RunConfig
 from tftransfer.data import DataBundle
@@ -70,13 +70,6 @@ def _read_json(path: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):  # absent, or cut short by a kill
         return None
-
-
-def _write_json_atomically(path: str, payload: dict) -> None:
-    staging = f"{path}.tmp"
-    with open(staging, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-    os.replace(staging, path)
 
 
 def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | None,
@@ -143,7 +136,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                              {k: [float(v) for v in vs] for k, vs in history.history.items()})
         results.append(result)
         if backup_dir is not None:
-            _write_json_atomically(os.path.join(backup_dir, f"{name}.finished.json"),
+            atomic.write_json(os.path.join(backup_dir, f"{name}.finished.json"),
                                    {"result": vars(result)})
     return results
 
@@ -172,14 +165,14 @@ def _open_backup(backup_dir: str, cfg: RunConfig) -> float | None:
         state = None
     os.makedirs(backup_dir, exist_ok=True)
     if state is None:
-        _write_json_atomically(state_path, {"config": _training_identity(cfg)})
+        atomic.write_json(state_path, {"config": _training_identity(cfg)})
         return None
     return state.get("best_val_accuracy")
 
 
 def _record_best(backup_dir: str, best: float) -> None:
     state_path = os.path.join(backup_dir, "state.json")
-    _write_json_atomically(state_path, {**_read_json(state_path), "best_val_accuracy": best})
+    atomic.write_json(state_path, {**_read_json(state_path), "best_val_accuracy": best})
 
 
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
