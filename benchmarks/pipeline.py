@@ -9,7 +9,9 @@ the first pipeline's batches, materialised beforehand. One model (frozen Lite0 +
 compiled by model.compile_for_phase) and one train function serve every side; their
 epochs take turns. Then the iterator wait: the time `next()` on the pipeline's iterator
 takes per step while the model trains between calls (tf.data's performance guide: at most
-50 us means the input pipeline is not the bottleneck).
+50 us means the input pipeline is not the bottleneck). Last, each pipeline alone: on a
+machine whose cores the model already fills (a CPU-only machine), the pipeline's work can
+only share them, so the ratio is bounded by model time / (model time + pipeline time).
 
     python3 benchmarks/pipeline.py [--quick] [--examples=1920] [--rounds=5] [--image_size=48]
 """
@@ -70,6 +72,12 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"{name}: {examples / min(values):.1f} images/s "
               f"(epochs: {', '.join(f'{s:.2f}' for s in values)} s)")
+    alone = _common.alternate({name: (lambda ds=inputs[name]: sum(1 for _ in ds))
+                               for name in ("pipeline", "pipeline, cached")}, rounds)
+    for name, values in alone.items():
+        model_seconds = min(seconds["in memory"])
+        print(f"{name} alone (no model): {min(values) / steps * 1e3:.1f} ms per batch; with "
+              f"no spare core, the bound is {model_seconds / (model_seconds + min(values)):.3f}x")
     for name in ("pipeline", "pipeline, cached"):
         first, *waits = _iterator_waits(model, inputs[name], min(steps, 20))
         print(f"iterator wait per step, {name}: median {statistics.median(waits) * 1e6:.0f} us, "

@@ -1,6 +1,8 @@
 """Strategy choice. Multi-worker training itself runs in separate processes
 (test_multi_worker.py): MultiWorkerMirroredStrategy must be created before TensorFlow
 initialises, which conftest has already done in this process."""
+import types
+
 import pytest
 import tensorflow as tf
 
@@ -12,6 +14,18 @@ from tftransfer.config import ConfigError
 def test_single_machine_strategies(name, replicas):
     strategy = distribute.make_strategy(name, global_batch_size=8)
     assert strategy.num_replicas_in_sync == replicas
+
+
+@pytest.mark.parametrize("gpus, mirrored", [(0, False), (1, False), (2, True)])
+def test_auto_mirrors_only_over_two_or_more_gpus(monkeypatch, gpus, mirrored):
+    fake_gpus = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(gpus)]
+    real_list = tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: fake_gpus if kind == "GPU" else real_list(kind))
+    fake_mirrored = types.SimpleNamespace(num_replicas_in_sync=gpus)
+    monkeypatch.setattr(distribute, "_mirrored", lambda devices: fake_mirrored)
+    chosen = distribute.make_strategy("auto", global_batch_size=8)
+    assert chosen is (fake_mirrored if mirrored else tf.distribute.get_strategy())
 
 
 def test_the_global_batch_must_split_over_the_replicas():

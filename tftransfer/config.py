@@ -55,9 +55,10 @@ class DataConfig:
     test_fraction: float = field(0.1, "Held-out test fraction for unsplit folders.")
     image_size: int = field(224, "Square input resolution fed to the backbone.")
     batch_size: int = field(32, "Global batch size (split across replicas).")
-    augment: bool = field(True, "Apply augmentation layers to training images.")
+    augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(
-        ("flip", "crop", "rotation", "contrast"), "Augmentation layers, in order.",
+        ("flip", "crop", "rotation", "contrast"),
+        "Augmentations; flip, crop, rotation and zoom share one resampling.",
         choices=AUGMENTATIONS)
     cache: str = field("auto", "Cache decoded images: auto (memory if it fits), memory, "
                        "disk (under output_dir), none.", choices=CACHE_MODES)
@@ -167,7 +168,7 @@ class RobustnessConfig:
 class RunConfig:
     output_dir: str = field("", "Folder for config, checkpoints, logs, metrics, export.")
     seed: int = field(42, "Seed for splits, shuffling, initialisation.")
-    strategy: str = field("auto", "Distribution: auto (Mirrored over GPUs, else default), "
+    strategy: str = field("auto", "Distribution: auto (Mirrored over 2+ GPUs, else default), "
                                   "mirrored, one_device, multi_worker (TF_CONFIG), tpu.",
                           choices=STRATEGIES)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)

@@ -2,7 +2,7 @@
 
 Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]). Decoding and
 resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
-augmentation (Keras preprocessing layers) runs on training batches only.
+augmentation (augment.py) runs on training batches only.
 """
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import hashlib
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import folder_source, tfds_source
+from tftransfer import augment as augment_lib, folder_source, tfds_source
 from tftransfer.config import DataConfig, is_tfds_name
 from tftransfer.errors import DataError
 
@@ -94,34 +93,6 @@ def _cached(ds: tf.data.Dataset, split: str, n: int, cfg: DataConfig, cache_dir:
     return ds
 
 
-def augmentation_layers(cfg: DataConfig, seed: int) -> list[keras.layers.Layer]:
-    size = cfg.image_size
-    makers = {
-        "flip": lambda s: [keras.layers.RandomFlip("horizontal", seed=s)],
-        "crop": lambda s: [keras.layers.Resizing(size * 8 // 7, size * 8 // 7),
-                           keras.layers.RandomCrop(size, size, seed=s)],
-        "rotation": lambda s: [keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=s)],
-        "zoom": lambda s: [keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=s)],
-        "contrast": lambda s: [keras.layers.RandomContrast(0.2, value_range=(0, 1), seed=s)],
-        "brightness": lambda s: [keras.layers.RandomBrightness(0.1, value_range=(0, 1),
-                                                               seed=s)],
-    }
-    layers = []
-    for i, name in enumerate(cfg.augmentations if cfg.augment else ()):
-        layers += makers[name](seed + i)
-    return layers
-
-
-def _augmenter(cfg: DataConfig, seed: int):
-    layers = augmentation_layers(cfg, seed)
-
-    def augment(images, labels):
-        for layer in layers:
-            images = layer(images, training=True)
-        return tf.clip_by_value(images, 0.0, 1.0), labels
-    return augment if layers else None
-
-
 def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
@@ -161,9 +132,9 @@ def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
                       batch_size: int) -> tf.data.Dataset:
     ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
-    augment = _augmenter(cfg, seed)
+    augment = augment_lib.augmenter(cfg.augmentations if cfg.augment else ())
     if augment:
-        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+        ds = augment_lib.seeded_batches(ds, seed).map(augment, num_parallel_calls=AUTOTUNE)
     return _shard_by_data(ds.prefetch(AUTOTUNE))
 
 

@@ -1,0 +1,88 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tftransfer import augment
+
+SEED = tf.constant([7, 11], tf.int64)
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).random((16, 12, 12, 3), dtype=np.float32)
+
+
+def _matrices(names, seed=SEED, batch=64, size=12.0):
+    transforms = augment.affine_transforms(seed, batch, size, size, names).numpy()
+    return transforms[:, [0, 1, 3, 4]].reshape(-1, 2, 2), transforms[:, [2, 5]]
+
+
+def test_no_geometric_augmentation_is_the_identity(images):
+    np.testing.assert_array_equal(augment.augment_batch(images, SEED, ()), images)
+    linear, shift = _matrices(())
+    np.testing.assert_array_equal(linear, np.tile(np.eye(2), (64, 1, 1)))
+    np.testing.assert_array_equal(shift, np.zeros((64, 2)))
+
+
+def test_flip_mirrors_some_images_exactly_and_keeps_the_rest(images):
+    flipped = augment.augment_batch(images, SEED, ("flip",)).numpy()
+    mirrored = [np.allclose(out, image[:, ::-1], atol=1e-6)
+                for out, image in zip(flipped, images)]
+    kept = [np.allclose(out, image, atol=1e-6) for out, image in zip(flipped, images)]
+    assert all(m or k for m, k in zip(mirrored, kept))
+    assert any(mirrored) and any(kept)
+
+
+def test_rotation_is_a_bounded_turn_about_the_centre():
+    linear, shift = _matrices(("rotation",))
+    angles = np.arctan2(linear[:, 1, 0], linear[:, 0, 0])
+    np.testing.assert_allclose(np.linalg.det(linear), 1.0, atol=1e-5)
+    assert np.abs(angles).max() <= augment.MAX_ROTATION * 2 * math.pi + 1e-6
+    assert np.abs(angles).max() > augment.MAX_ROTATION * math.pi  # the range is used
+    centre = np.array([5.5, 5.5])   # (size - 1) / 2 maps to itself
+    np.testing.assert_allclose(linear @ centre + shift, np.tile(centre, (64, 1)), atol=1e-4)
+
+
+def test_crop_samples_a_window_inside_the_image():
+    linear, shift = _matrices(("crop",))
+    np.testing.assert_allclose(linear, np.tile(np.eye(2) * augment.CROP_SCALE, (64, 1, 1)),
+                               atol=1e-6)
+    # The output's outer edges (pixel centres run 0..11) land inside the input's edges.
+    for corner in ([-0.5, -0.5], [11.5, 11.5]):
+        sampled = linear @ np.array(corner) + shift
+        assert (sampled >= -0.5 - 1e-4).all() and (sampled <= 11.5 + 1e-4).all()
+    assert np.ptp(shift[:, 0]) > 0.5   # the window moves
+
+
+def test_zoom_scales_within_its_range():
+    scales = _matrices(("zoom",))[0][:, 0, 0]
+    assert scales.min() >= 1 - augment.MAX_ZOOM and scales.max() <= 1 + augment.MAX_ZOOM
+    assert scales.min() < 1 < scales.max()
+
+
+def test_contrast_and_brightness_keep_range_and_change_pixels(images):
+    for names in (("contrast",), ("brightness",)):
+        out = augment.augment_batch(images, SEED, names).numpy()
+        assert out.min() >= 0.0 and out.max() <= 1.0 and not np.allclose(out, images)
+    assert augment.augmenter(()) is None
+
+
+def test_augmented_pipeline_is_reproducible_and_differs_by_epoch_and_seed(images):
+    def pipeline(seed):
+        ds = tf.data.Dataset.from_tensor_slices((images, np.arange(16))).batch(4)
+        augment_fn = augment.augmenter(("flip", "crop", "rotation", "zoom", "contrast"))
+        return augment.seeded_batches(ds, seed).map(augment_fn,
+                                                    num_parallel_calls=tf.data.AUTOTUNE)
+
+    def epoch(ds):
+        return np.concatenate([x for x, _ in ds.as_numpy_iterator()])
+
+    ds = pipeline(5)
+    first, second = epoch(ds), epoch(ds)
+    assert first.shape == images.shape and first.min() >= 0.0 and first.max() <= 1.0
+    np.testing.assert_array_equal(first, epoch(pipeline(5)))
+    assert not np.allclose(first, second)            # a new draw every epoch
+    assert not np.allclose(first, epoch(pipeline(6)))
+    assert not np.allclose(first, images)
