@@ -98,6 +98,18 @@ def test_weights_round_trip_through_keras_checkpoint(tiny_hub_dir, tmp_path):
     assert _changed(before, backbone) == set()
 
 
+def test_a_classifier_clones_through_its_config(tiny_hub_dir):
+    backbone = HubBackbone(tiny_hub_dir, bn_inference=False)
+    model = _classifier(backbone)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    (cloned,) = [layer for layer in clone.layers if isinstance(layer, HubBackbone)]
+    assert cloned.handle == tiny_hub_dir and cloned.bn_inference is False
+    assert cloned.module is not backbone.module            # loaded afresh from the handle
+    images = np.random.default_rng(0).random((2, 24, 24, 3), dtype=np.float32)
+    np.testing.assert_allclose(clone(images), model(images), atol=1e-6)
+
+
 class _FeatureMaps(tf.__internal__.tracking.AutoTrackable):
     """A reusable SavedModel that returns feature maps, not a feature vector."""
 

@@ -52,7 +52,8 @@ class HubBackbone(keras.layers.Layer):
                  bn_inference: bool = True, name: str = "backbone", module=None, **kwargs):
         """`module`: an already loaded `handle` to adopt instead of loading it again."""
         # The module's graph is float32; mixed-precision policies apply to the head only.
-        super().__init__(name=name, dtype="float32", **kwargs)
+        # (A config from get_config names a dtype too: from_config must not pass it twice.)
+        super().__init__(name=name, **{**kwargs, "dtype": "float32"})
         self.handle, self.block_pattern, self.bn_inference = handle, block_pattern, bn_inference
         self.module = module if module is not None else load_module(handle)
         module_trainable = {id(v) for v in self.module.trainable_variables}

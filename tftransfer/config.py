@@ -7,10 +7,10 @@ one place. `validate()` checks every value before TensorFlow is imported; a bad 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
+from tftransfer import atomic
 from tftransfer.errors import UserError
 
 DEFAULT_BLOCK_PATTERN = (
@@ -184,8 +184,7 @@ class RunConfig:
 
     def save(self, path: str, **extra: Any) -> None:
         """Writes the config as JSON, with `extra` top-level entries beside the sections."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({**self.to_dict(), **extra}, f, indent=2, sort_keys=True)
+        atomic.write_json(path, {**self.to_dict(), **extra}, indent=2, sort_keys=True)
 
 
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,

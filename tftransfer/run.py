@@ -150,8 +150,8 @@ def run(cfg) -> RunOutputs | None:
     strategy = _start(cfg)
     data = data_lib.load_data(cfg.data, cfg.seed, os.path.join(cfg.output_dir, "cache"),
                               strategy.num_replicas_in_sync)
-    with open(os.path.join(cfg.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(f"{name}\n" for name in data.class_names))
+    atomic.write_text(os.path.join(cfg.output_dir, "labels.txt"),
+                      "".join(f"{name}\n" for name in data.class_names))
     chosen = found = None
     if cfg.search.search != "none":
         searched = _search(cfg, data, strategy)
