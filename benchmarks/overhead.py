@@ -36,9 +36,7 @@ def main() -> None:
     from tftransfer import data as data_lib, model as model_lib, train
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")   # decoded into the memory cache
-    backbone, width = model_lib.build_backbone(cfg.backbone, size)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    model = model_lib.build_classifier(backbone, head, size)
+    model, backbone = model_lib.build_model(cfg, data.num_classes)
 
     def by_hand():
         model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),

@@ -57,10 +57,8 @@ def main() -> None:
     cached_cfg = dataclasses.replace(cfg.data, cache="memory")
     cached = data_lib.load_data(cached_cfg, cfg.seed, "")   # counting labels fills the cache
     memory = _common.in_memory_batches(data.train)
-    backbone, width = model_lib.build_backbone(cfg.backbone, size)
+    model, backbone = model_lib.build_model(cfg, data.num_classes)
     backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    model = model_lib.build_classifier(backbone, head, size)
     steps = examples // cfg.data.batch_size
     model_lib.compile_for_phase(model, cfg.train, data.num_classes, cfg.head.label_smoothing,
                                 cfg.train.learning_rate, steps * (3 * rounds + 1), 0)

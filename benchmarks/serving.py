@@ -66,9 +66,7 @@ def main() -> None:
     from tftransfer import data as data_lib, export, model as model_lib, performance
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    backbone, width = model_lib.build_backbone(cfg.backbone, size)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    classifier = model_lib.build_classifier(backbone, head, size)
+    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     export_dir = export.export_saved_model(classifier, data.class_names, size, backbone.module,
                                            os.path.join(cfg.output_dir, "saved_model"))
     measured = performance.measure(classifier, export_dir, size, batch, repeats)

@@ -26,10 +26,8 @@ def _classifier(cfg, num_classes: int, strategy, steps: int):
     from tftransfer import model as model_lib
 
     with strategy.scope():
-        backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+        model, backbone = model_lib.build_model(cfg, num_classes)
         backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
-        head = model_lib.build_head(width, num_classes, cfg.head)
-        model = model_lib.build_classifier(backbone, head, cfg.data.image_size)
         model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
                                     cfg.train.learning_rate, steps, 0)
     return model

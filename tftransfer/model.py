@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from tftransfer.backbone import HubBackbone
-from tftransfer.config import BackboneConfig, HeadConfig, TrainConfig
+from tftransfer.config import BackboneConfig, HeadConfig, RunConfig, TrainConfig
 
 
 def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.Model:
@@ -42,6 +42,13 @@ def build_classifier(backbone: HubBackbone, head: keras.Model, image_size: int,
                      name: str = "classifier") -> keras.Model:
     images = keras.Input((image_size, image_size, 3), name="images")
     return keras.Model(images, head(backbone(images)), name=name)
+
+
+def build_model(cfg: RunConfig, num_classes: int) -> tuple[keras.Model, HubBackbone]:
+    """The classifier for `cfg` (a fresh head on the frozen backbone) and its backbone."""
+    backbone, feature_width = build_backbone(cfg.backbone, cfg.data.image_size)
+    head = build_head(feature_width, num_classes, cfg.head)
+    return build_classifier(backbone, head, cfg.data.image_size), backbone
 
 
 class SmoothedSparseCrossentropy(keras.losses.Loss):

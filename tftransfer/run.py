@@ -90,9 +90,7 @@ def _train(cfg, data, strategy):
     from tftransfer import model as model_lib, train as train_lib
 
     with strategy.scope():
-        backbone, feature_width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(feature_width, data.num_classes, cfg.head)
-        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
         trained = train_lib.train(classifier, backbone, data, cfg)
     return classifier, backbone, trained
 
