@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import write_color_folder
-from tftransfer.search_space import ADVERSARIAL, SEARCHABLE
+from tftransfer.search_space import OVERRIDABLE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["--dataset=mnist", "--hub_handle={hub}", "--output_dir={out}"]
@@ -68,7 +68,7 @@ BEFORE_TENSORFLOW = [
     ("search space unknown name", [*BASE, "--search=random",
                                    "--search_space={tmp}/unknown.json"],
      "error: --search_space: unknown hyperparameter(s) ['width']; searchable: "
-     + ", ".join(SEARCHABLE + ADVERSARIAL)),
+     + ", ".join(OVERRIDABLE)),
     ("unknown flag in a flagfile", ["--flagfile={tmp}/unknown.flags"],
      "error: Unknown command line flag 'no_such_flag'"),
     ("stray argument", [*BASE, "extra"],

@@ -159,7 +159,10 @@ def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, c
     best = max((t for t in trials if t["score"] is not None), key=lambda t: t["score"])
     assert chosen == best["hyperparameters"]
     assert saved["backbone"]["fine_tune_depth"] == chosen["fine_tune_depth"]
-    assert saved["train"]["learning_rate"] == chosen["learning_rate"]
+    # SGD trials search their own learning rate, which becomes --learning_rate.
+    learning_rate = chosen["sgd_learning_rate" if chosen["optimizer"] == "sgd" else "learning_rate"]
+    assert (saved["train"]["optimizer"], saved["train"]["learning_rate"]) == (
+        chosen["optimizer"], learning_rate)
     assert os.path.isfile(os.path.join(outputs.export_dir, "saved_model.pb"))
 
 

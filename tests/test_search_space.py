@@ -11,7 +11,51 @@ def test_default_space_follows_the_prior_and_flags():
     space = ss.default_space(prior(500, 3), augment=False, batch_size=32)
     assert space["fine_tune_depth"] == ss.Choice((0, 1, 2))
     assert space["augment"] == ss.Fixed(False) and space["batch_size"] == ss.Fixed(32)
-    assert set(space) == set(ss.SEARCHABLE)
+    assert set(space) == set(ss.SEARCHABLE) | {ss.SGD_LEARNING_RATE}
+    adam, sgd = space["learning_rate"], space[ss.SGD_LEARNING_RATE]
+    assert (sgd.min, sgd.max) == pytest.approx((adam.min * ss.SGD_LR_SCALE,
+                                                adam.max * ss.SGD_LR_SCALE))
+
+
+@pytest.mark.parametrize("overrides, learning_rates", [
+    ({}, {"learning_rate", ss.SGD_LEARNING_RATE}),
+    ({"optimizer": ["adam", "adamw"]}, {"learning_rate"}),
+    ({"optimizer": "sgd"}, {ss.SGD_LEARNING_RATE}),
+    ({"learning_rate": [1e-3]}, {"learning_rate"}),  # one rate set for every optimizer
+    ({"learning_rate": [1e-3], ss.SGD_LEARNING_RATE: [1e-2]},
+     {"learning_rate", ss.SGD_LEARNING_RATE}),
+])
+def test_sgd_keeps_its_own_learning_rate_only_where_it_applies(overrides, learning_rates):
+    parsed = {name: ss._parse_entry(name, spec) for name, spec in overrides.items()}
+    space = ss.build_space(prior(5000, 8), False, 32, parsed)
+    assert {"learning_rate", ss.SGD_LEARNING_RATE} & set(space) == learning_rates
+
+
+def test_each_trial_gets_the_learning_rate_of_its_optimizer():
+    import keras_tuner as kt
+
+    space = ss.build_space(prior(5000, 8), False, 32, {})
+    adam_lr, sgd_lr = space["learning_rate"], space[ss.SGD_LEARNING_RATE]
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=40, seed=3)
+    hp = kt.HyperParameters()
+    ss.declare_all(hp, space)
+    oracle.hyperparameters = hp
+    seen = set()
+    for i in range(40):
+        values = oracle.populate_space(str(i))["values"]
+        trial_hp = hp.copy()
+        trial_hp.values = values
+        active = ss.declare_all(trial_hp, space)
+        flags = ss.to_flag_values(active)
+        seen.add(flags["optimizer"])
+        if flags["optimizer"] == "sgd":
+            assert "learning_rate" not in active
+            assert sgd_lr.min <= flags["learning_rate"] <= sgd_lr.max
+        else:
+            assert ss.SGD_LEARNING_RATE not in active
+            assert adam_lr.min <= flags["learning_rate"] <= adam_lr.max
+        assert ss.SGD_LEARNING_RATE not in flags
+    assert seen == {"adam", "sgd"}
 
 
 def test_overrides_from_json(tmp_path):

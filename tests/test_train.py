@@ -116,3 +116,30 @@ def test_a_backup_of_another_configuration_is_not_resumed(tmp_path, tiny_hub_dir
     assert os.listdir(tmp_path / "backup") == ["state.json"]
     state = json.load(open(tmp_path / "backup" / "state.json"))
     assert state["config"]["train"]["learning_rate"] == 0.01
+
+
+def _early_stopping_epochs(state_path, model, epochs_and_accuracies, resumed_at=None):
+    """Drives a ResumableEarlyStopping through one fit's epochs; True if it stopped."""
+    model._initial_epoch = resumed_at  # what BackupAndRestore sets on a resume
+    model.stop_training = False
+    callback = train_lib.ResumableEarlyStopping(str(state_path), monitor="val_accuracy", mode="max",
+                                                patience=2)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, accuracy in epochs_and_accuracies:
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    return model.stop_training
+
+
+def test_early_stopping_patience_survives_a_resume(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    state = tmp_path / "early_stopping.json"
+    assert not _early_stopping_epochs(state, model, [(0, 0.9), (1, 0.8)])  # killed after 1
+    # Resumed at epoch 2: one more epoch without improvement exhausts the patience of 2.
+    assert _early_stopping_epochs(state, model, [(2, 0.85)], resumed_at=2)
+    # A fit that did not resume (a new phase) counts afresh.
+    assert not _early_stopping_epochs(state, model, [(2, 0.85)])
+    # A saved count from another epoch is not taken over.
+    _early_stopping_epochs(state, model, [(0, 0.9), (1, 0.8)])
+    assert not _early_stopping_epochs(state, model, [(5, 0.85)], resumed_at=5)

@@ -29,8 +29,8 @@ OBJECTIVE = "val_accuracy"
 def apply_values(cfg: config_lib.RunConfig, values: dict) -> config_lib.RunConfig:
     """The config with the trial's (or the best) hyperparameter values."""
     flat = config_lib.to_flat(cfg)
-    chosen = search_space.to_flag_values(
-        {name: value for name, value in values.items() if name in flat})  # not "tuner/*"
+    chosen = {name: value for name, value in search_space.to_flag_values(values).items()
+              if name in flat}  # not "tuner/*"
     for name, value in chosen.items():
         if isinstance(flat[name], (bool, int, float)):  # KerasTuner stores bools as 0/1
             chosen[name] = type(flat[name])(value)
@@ -61,8 +61,7 @@ class TransferHyperModel(kt.HyperModel):
         self.builds: dict[str, int] = {}   # per trial's values: executions built so far
 
     def trial_config(self, hp, epochs: int | None = None) -> config_lib.RunConfig:
-        values = {name: search_space.declare(hp, name, spec) for name, spec in self.space.items()}
-        cfg = apply_values(self.cfg, values)
+        cfg = apply_values(self.cfg, search_space.declare_all(hp, self.space))
         if epochs is not None:
             head_epochs = 0 if cfg.backbone.fine_tune_depth == 0 else min(1, epochs - 1)
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(

@@ -33,8 +33,15 @@ class Fixed:
 
 SEARCHABLE = ("head_units", "dropout", "l2", "label_smoothing", "optimizer", "learning_rate",
               "fine_tune_depth", "fine_tune_lr_factor", "augment", "batch_size")
+# SGD's own learning rate, active only in trials that pick SGD; it becomes --learning_rate.
+SGD_LEARNING_RATE = "sgd_learning_rate"
+# Nesterov SGD (momentum 0.9) moves a head by ~10x its raw gradient times the learning rate,
+# which is much smaller than Adam's normalised steps of ~the learning rate: with one shared
+# range, most SGD trials barely trained. SGD gets the prior's range times this.
+SGD_LR_SCALE = 10.0
 # Searched only when --search_space names them: a trial then trains on adversarial batches.
 ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
+OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL
 
 
 def default_space(prior: Prior, augment: bool, batch_size: int) -> dict[str, Any]:
@@ -45,6 +52,7 @@ def default_space(prior: Prior, augment: bool, batch_size: int) -> dict[str, Any
         "label_smoothing": Choice((0.0, 0.1)),
         "optimizer": Choice(("adam", "sgd")),
         "learning_rate": Range(*prior.learning_rate, log=True),
+        SGD_LEARNING_RATE: Range(*(lr * SGD_LR_SCALE for lr in prior.learning_rate), log=True),
         "fine_tune_depth": Choice(prior.fine_tune_depths),
         "fine_tune_lr_factor": Range(0.03, 0.5, log=True),
         # Frozen trials without augmentation train on cached features: keep both kinds.
@@ -76,10 +84,10 @@ def load_overrides(path: str) -> dict[str, Any]:
         raise ConfigError("search_space", f"cannot read {path}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError("search_space", "must be a JSON object of {name: spec}")
-    unknown = sorted(set(raw) - set(SEARCHABLE + ADVERSARIAL))
+    unknown = sorted(set(raw) - set(OVERRIDABLE))
     if unknown:
         raise ConfigError("search_space", f"unknown hyperparameter(s) {unknown}; "
-                                          f"searchable: {', '.join(SEARCHABLE + ADVERSARIAL)}")
+                                          f"searchable: {', '.join(OVERRIDABLE)}")
     parsed = {name: _parse_entry(name, spec) for name, spec in raw.items()}
     optimizers = parsed.get("optimizer")
     if isinstance(optimizers, Choice) and not set(optimizers.values) <= set(OPTIMIZERS):
@@ -91,9 +99,21 @@ def load_overrides(path: str) -> dict[str, Any]:
     return parsed
 
 
+def _values(spec) -> tuple:
+    return spec.values if isinstance(spec, Choice) else (getattr(spec, "value", None),)
+
+
 def build_space(prior: Prior, augment: bool, batch_size: int,
                 overrides: dict[str, Any]) -> dict[str, Any]:
-    return {**default_space(prior, augment, batch_size), **overrides}
+    """The default space with the overrides; SGD keeps its own learning rate only where
+    some trials pick SGD and the overrides did not set one learning rate for all."""
+    space = {**default_space(prior, augment, batch_size), **overrides}
+    if ("sgd" not in _values(space["optimizer"])
+            or ("learning_rate" in overrides and SGD_LEARNING_RATE not in overrides)):
+        del space[SGD_LEARNING_RATE]
+    elif not set(_values(space["optimizer"])) - {"sgd"}:
+        del space["learning_rate"]  # every trial uses SGD's
+    return space
 
 
 def describe(space: dict[str, Any]) -> str:
@@ -109,9 +129,37 @@ def declare(hp, name: str, spec) -> Any:
     return hp.Fixed(name, spec.value)
 
 
+def _active_when(name: str, space: dict[str, Any]) -> list | None:
+    """The optimizers a learning-rate entry applies to; None if it always applies."""
+    if SGD_LEARNING_RATE not in space or name not in ("learning_rate", SGD_LEARNING_RATE):
+        return None
+    optimizers = _values(space["optimizer"])
+    return ["sgd"] if name == SGD_LEARNING_RATE else [o for o in optimizers if o != "sgd"]
+
+
+def declare_all(hp, space: dict[str, Any]) -> dict[str, Any]:
+    """Declares the space on KerasTuner HyperParameters; returns the active values (a
+    learning rate of an optimizer the trial did not pick is inactive: KerasTuner samples,
+    records and logs it only where it applies)."""
+    values = {}
+    for name, spec in space.items():
+        optimizers = _active_when(name, space)
+        if optimizers is None:
+            values[name] = declare(hp, name, spec)
+            continue
+        with hp.conditional_scope("optimizer", optimizers):
+            value = declare(hp, name, spec)
+        if value is not None:
+            values[name] = value
+    return values
+
+
 def to_flag_values(values: dict[str, Any]) -> dict[str, Any]:
     """Trial values -> flag-style values for config.from_flat."""
     flat = dict(values)
+    sgd_learning_rate = flat.pop(SGD_LEARNING_RATE, None)
+    if sgd_learning_rate is not None and flat.get("optimizer") == "sgd":
+        flat["learning_rate"] = sgd_learning_rate
     if "head_units" in flat and isinstance(flat["head_units"], str):
         flat["head_units"] = tuple(int(u) for u in flat["head_units"].split(",") if u)
     return flat

@@ -175,6 +175,37 @@ def _record_best(backup_dir: str, best: float) -> None:
     atomic.write_json(state_path, {**_read_json(state_path), "best_val_accuracy": best})
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping whose count of epochs without improvement survives a resume: it is
+    saved with the backup after every epoch and restored when BackupAndRestore resumes
+    the phase right after the saved epoch. Each phase (each fit) still starts afresh."""
+
+    def __init__(self, state_path: str, **kwargs):
+        super().__init__(**kwargs)
+        self.state_path = state_path
+        self._first_epoch_of_fit = True
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._first_epoch_of_fit = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch_of_fit:
+            self._first_epoch_of_fit = False
+            saved = _read_json(self.state_path)
+            # Set by BackupAndRestore when it resumes this phase from its backup.
+            resumed = bool(getattr(self.model, "_initial_epoch", None))
+            if resumed and saved and saved["epoch"] == epoch - 1:
+                self.wait, self.best = saved["wait"], saved["best"]
+                logging.info("Early stopping resumed: %d epoch(s) without improvement",
+                             self.wait)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        best = None if self.best is None else float(self.best)
+        atomic.write_json(self.state_path, {"epoch": epoch, "wait": self.wait, "best": best})
+
+
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
           cfg: RunConfig) -> TrainResult:
     """The final training: phases, TensorBoard, early stopping, best weights restored."""
@@ -196,8 +227,9 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: _record_best(
             backup_dir, best_checkpoint.best)))
         if cfg.train.early_stopping_patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=cfg.train.early_stopping_patience))
+            callbacks.append(ResumableEarlyStopping(
+                os.path.join(backup_dir, "early_stopping.json"), monitor="val_accuracy", mode="max",
+                patience=cfg.train.early_stopping_patience))
     try:
         phases = run_phases(classifier, backbone, data.train, data.validation,
                             data.sizes["train"], data.num_classes, cfg, callbacks,
