@@ -208,8 +208,7 @@ def _may_use_cache(space: dict) -> bool:
 
 
 def _check_depths(space: dict, num_blocks: int) -> None:
-    spec = space["fine_tune_depth"]
-    depths = spec.values if isinstance(spec, search_space.Choice) else (spec.value,)
+    depths = search_space.values_of(space["fine_tune_depth"])
     bad = [d for d in depths if not isinstance(d, int) or d < -1 or d > num_blocks]
     if bad:
         raise UserError(f"--search_space: fine_tune_depth {bad} outside -1..{num_blocks} "

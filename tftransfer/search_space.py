@@ -92,14 +92,13 @@ def load_overrides(path: str) -> dict[str, Any]:
     optimizers = parsed.get("optimizer")
     if isinstance(optimizers, Choice) and not set(optimizers.values) <= set(OPTIMIZERS):
         raise ConfigError("search_space", f"optimizer choices must be in {OPTIMIZERS}")
-    attacks = parsed.get("adversarial", Fixed("none"))
-    values = attacks.values if isinstance(attacks, Choice) else (getattr(attacks, "value", None),)
-    if not set(values) <= set(ADVERSARIAL_ATTACKS):
+    if not set(values_of(parsed.get("adversarial", Fixed("none")))) <= set(ADVERSARIAL_ATTACKS):
         raise ConfigError("search_space", f"adversarial values must be in {ADVERSARIAL_ATTACKS}")
     return parsed
 
 
-def _values(spec) -> tuple:
+def values_of(spec) -> tuple:
+    """The values an entry can take (None for a range's)."""
     return spec.values if isinstance(spec, Choice) else (getattr(spec, "value", None),)
 
 
@@ -108,10 +107,10 @@ def build_space(prior: Prior, augment: bool, batch_size: int,
     """The default space with the overrides; SGD keeps its own learning rate only where
     some trials pick SGD and the overrides did not set one learning rate for all."""
     space = {**default_space(prior, augment, batch_size), **overrides}
-    if ("sgd" not in _values(space["optimizer"])
+    if ("sgd" not in values_of(space["optimizer"])
             or ("learning_rate" in overrides and SGD_LEARNING_RATE not in overrides)):
         del space[SGD_LEARNING_RATE]
-    elif not set(_values(space["optimizer"])) - {"sgd"}:
+    elif not set(values_of(space["optimizer"])) - {"sgd"}:
         del space["learning_rate"]  # every trial uses SGD's
     return space
 
@@ -133,7 +132,7 @@ def _active_when(name: str, space: dict[str, Any]) -> list | None:
     """The optimizers a learning-rate entry applies to; None if it always applies."""
     if SGD_LEARNING_RATE not in space or name not in ("learning_rate", SGD_LEARNING_RATE):
         return None
-    optimizers = _values(space["optimizer"])
+    optimizers = values_of(space["optimizer"])
     return ["sgd"] if name == SGD_LEARNING_RATE else [o for o in optimizers if o != "sgd"]
 
 
