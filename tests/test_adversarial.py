@@ -17,9 +17,7 @@ from tftransfer import search_space
 
 def _classifier(cfg, num_classes, strategy):
     with strategy.scope():
-        backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(width, num_classes, cfg.head)
-        return model_lib.build_classifier(backbone, head, cfg.data.image_size), backbone
+        return model_lib.build_model(cfg, num_classes)
 
 
 def test_mixed_batch_perturbs_the_chosen_share_within_epsilon(tmp_path, tiny_hub_dir,

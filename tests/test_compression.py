@@ -27,9 +27,7 @@ def compressed(tmp_path_factory, tiny_hub_dir):
                       prune_epochs=1, representative_examples=16)
     keras.utils.set_random_seed(cfg.seed)
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     # The final weights, not train()'s best checkpoint: that is the first epoch to reach
     # 100 % validation accuracy, whose margins are too thin to survive int8 reliably.
     train_lib.run_phases(classifier, backbone, data.train, None, data.sizes["train"],

@@ -35,9 +35,7 @@ def exported(tmp_path_factory, tiny_hub_dir, color_folder):
     root = tmp_path_factory.mktemp("export")
     cfg = make_config(root, dataset=color_folder, hub_handle=tiny_hub_dir)
     data = data_lib.load_data(cfg.data, cfg.seed, str(root / "cache"))
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     version_dir = export.export_saved_model(
         classifier, data.class_names, cfg.data.image_size, backbone.module,
         str(root / "saved_model"), warmup_images=warmup.validation_images(data, WARMUP_COUNT))

@@ -82,9 +82,7 @@ def pruned(tmp_path_factory, tiny_hub_dir, color_folder):
     strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
     data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
     with strategy.scope():
-        backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(width, data.num_classes, cfg.head)
-        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     before = [w.numpy() for w in classifier.weights]
     return cfg, data, classifier, before, pruning.prune_and_export(classifier, backbone, data,
                                                                    cfg)

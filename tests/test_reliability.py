@@ -220,9 +220,8 @@ def test_kill_during_export_keeps_the_previous_export_and_shows_no_partial_one(t
 
 def _tiny_classifier(tmp_path, tiny_hub_dir, color_folder):
     cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir)
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, 3, cfg.head)
-    return backbone, model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    classifier, backbone = model_lib.build_model(cfg, 3)
+    return backbone, classifier
 
 
 def test_disk_full_while_exporting_keeps_the_previous_export(tmp_path, tiny_hub_dir,

@@ -20,9 +20,7 @@ def _trained(tmp_path, hub, folder, strategy_name="auto", learning_rate=0.05):
     strategy = distribute.make_strategy(strategy_name, cfg.data.batch_size)
     data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
     with strategy.scope():
-        backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(width, data.num_classes, cfg.head)
-        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     train_lib.train(classifier, backbone, data, cfg)
     return cfg, data, classifier
 

@@ -11,9 +11,8 @@ from tftransfer import data as data_lib, model as model_lib, train as train_lib
 
 def _setup(cfg):
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, data.num_classes, cfg.head)
-    return data, backbone, model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
+    return data, backbone, classifier
 
 
 def test_phases_follow_depth_and_head_epochs(tmp_path, tiny_hub_dir, color_folder):
@@ -75,9 +74,8 @@ def _train_until_interrupted(monkeypatch, epoch, *train_args):
 
 def _fresh_model(cfg, num_classes=3):
     """A new classifier on a freshly loaded module, as a new process would build it."""
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    head = model_lib.build_head(width, num_classes, cfg.head)
-    return backbone, model_lib.build_classifier(backbone, head, cfg.data.image_size)
+    classifier, backbone = model_lib.build_model(cfg, num_classes)
+    return backbone, classifier
 
 
 def test_interrupted_training_resumes_across_the_phase_boundary(tmp_path, tiny_hub_dir,

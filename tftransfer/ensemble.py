@@ -67,10 +67,7 @@ def _holds_backbone(checkpoint: str) -> bool:
 
 def _member(member_cfg: RunConfig, num_classes: int, name: str):
     """(classifier, its backbone) with a freshly loaded hub module."""
-    backbone, width = model_lib.build_backbone(member_cfg.backbone, member_cfg.data.image_size)
-    head = model_lib.build_head(width, num_classes, member_cfg.head)
-    classifier = model_lib.build_classifier(backbone, head, member_cfg.data.image_size, name)
-    return classifier, backbone
+    return model_lib.build_model(member_cfg, num_classes, name)
 
 
 def _restored(trial: dict, member_cfg: RunConfig, num_classes: int, strategy, cfg):

@@ -44,11 +44,12 @@ def build_classifier(backbone: HubBackbone, head: keras.Model, image_size: int,
     return keras.Model(images, head(backbone(images)), name=name)
 
 
-def build_model(cfg: RunConfig, num_classes: int) -> tuple[keras.Model, HubBackbone]:
+def build_model(cfg: RunConfig, num_classes: int,
+                name: str = "classifier") -> tuple[keras.Model, HubBackbone]:
     """The classifier for `cfg` (a fresh head on the frozen backbone) and its backbone."""
     backbone, feature_width = build_backbone(cfg.backbone, cfg.data.image_size)
     head = build_head(feature_width, num_classes, cfg.head)
-    return build_classifier(backbone, head, cfg.data.image_size), backbone
+    return build_classifier(backbone, head, cfg.data.image_size, name), backbone
 
 
 class SmoothedSparseCrossentropy(keras.losses.Loss):
