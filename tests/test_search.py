@@ -87,6 +87,37 @@ def test_resume_repeats_no_finished_trial(tmp_path, tiny_hub_dir, color_folder, 
     assert all(t["status"] == "COMPLETED" for t in result.trials)
 
 
+def test_a_kill_while_the_tuner_saves_leaves_every_state_file_whole(
+        tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    """KerasTuner writes oracle.json, trial.json and tuner0.json in place; tftransfer's
+    tuners stage and rename them, so a kill in the middle of a save keeps the last whole
+    file, and the rerun resumes."""
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=3,
+                         space={"fine_tune_depth": [0]})
+    renames, real_replace = [], os.replace
+    state_files = ("oracle.json", "trial.json", "tuner0.json")
+
+    def killed_while_saving_the_tuner(source, target):
+        if os.path.basename(target) in state_files:
+            renames.append(os.path.basename(target))
+            if renames[-1] == "tuner0.json":  # after the first trial's oracle saves
+                raise KeyboardInterrupt  # the staged file is written, not yet renamed
+        real_replace(source, target)
+    monkeypatch.setattr(os, "replace", killed_while_saving_the_tuner)
+    with pytest.raises(KeyboardInterrupt):
+        _search(cfg)
+    assert {"oracle.json", "trial.json"} <= set(renames)
+    monkeypatch.setattr(os, "replace", real_replace)
+    project = os.path.join(cfg.output_dir, "search")
+    saved = [os.path.join(folder, name) for folder, _, names in os.walk(project)
+             for name in names if name in state_files]
+    for path in saved:
+        with open(path, encoding="utf-8") as f:
+            json.load(f)
+    result = _search(cfg)
+    assert [t["status"] for t in result.trials] == ["COMPLETED"] * 3
+
+
 def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(
         tmp_path, tiny_hub_dir, color_folder, monkeypatch):
     calls = {"n": 0}

@@ -169,13 +169,43 @@ class _TimedTrials:
             atomic.write_json(self._seconds_path(self.tuner_id), seconds)
 
 
+class _AtomicOracleSaves:
+    """Oracle mixin: oracle.json and each trial.json are written whole or not at all.
+    KerasTuner writes them in place, and a file cut short by a kill stops every resume."""
+
+    def save(self):
+        atomic.write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        atomic.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                          trial.get_state())
+
+
+class _AtomicTunerSave:
+    """Tuner mixin: the tuner's own file (tuner0.json), written the same way."""
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        atomic.write_json(self._get_tuner_fname(), self.get_state())
+
+
+def _save_atomically(tuner: kt.Tuner) -> None:
+    """Gives the tuner's oracle atomic saves. KerasTuner's tuners build their own oracle,
+    so its class is extended in place; a tuner worker's client of the chief's oracle
+    saves nothing."""
+    if isinstance(tuner.oracle, kt.Oracle):
+        base = type(tuner.oracle)
+        tuner.oracle.__class__ = type(f"Atomic{base.__name__}", (_AtomicOracleSaves, base), {})
+
+
 TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
           "random": kt.RandomSearch}
 
 
 def make_tuner(cfg, hypermodel, strategy) -> kt.Tuner:
     base = TUNERS[cfg.search.search]
-    tuner_class = type(f"Timed{base.__name__}", (_TimedTrials, base), {})
+    tuner_class = type(f"Timed{base.__name__}", (_TimedTrials, _AtomicTunerSave, base), {})
     if cfg.search.search == "hyperband":
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
@@ -183,12 +213,14 @@ def make_tuner(cfg, hypermodel, strategy) -> kt.Tuner:
     distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
-    return tuner_class(
+    tuner = tuner_class(
         hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=cfg.output_dir,
         project_name="search", overwrite=overwrite, seed=cfg.seed,
         executions_per_trial=cfg.search.executions_per_trial,
         max_consecutive_failed_trials=cfg.search.max_failed_trials,
         distribution_strategy=strategy if distributed else None, **budget)
+    _save_atomically(tuner)
+    return tuner
 
 
 @dataclasses.dataclass
