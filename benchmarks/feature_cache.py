@@ -1,7 +1,7 @@
 """Search trial time of a frozen head re-running the backbone / the same trial on cached features.
 
 Both sides run one KerasTuner trial through tftransfer's own search code
-(search.TransferHyperModel, search.make_tuner): the same fixed hyperparameters (frozen
+(search.TransferHyperModel, tuners.make_tuner): the same fixed hyperparameters (frozen
 backbone, no augmentation, the config's defaults), the same epochs (--search_epochs,
 default 3), batch size, and a validation pass every epoch. The only difference is whether
 the trial gets the features cached by features.FeatureCache. A trial's time is the wall time
@@ -44,11 +44,12 @@ def _trial_seconds(cfg, space, search_data, width, module, name: str) -> float:
     """Runs one trial in a fresh tuner folder; returns the seconds the tuner recorded."""
     import keras
     import tensorflow as tf
-    from tftransfer import search
+    from tftransfer import search, tuners
 
     trial_cfg = dataclasses.replace(cfg, output_dir=_common.scratch_dir(name))
     hypermodel = search.TransferHyperModel(trial_cfg, space, search_data, width, module)
-    tuner = search.make_tuner(trial_cfg, hypermodel, tf.distribute.get_strategy())
+    tuner = tuners.make_tuner(trial_cfg, hypermodel, tf.distribute.get_strategy(),
+                               search.OBJECTIVE)
     tuner.search(callbacks=[keras.callbacks.TensorBoard(
         os.path.join(trial_cfg.output_dir, "tensorboard", "search"))], verbose=0,
         epochs=cfg.search.search_epochs)

@@ -12,6 +12,9 @@ Definitions:
   tuner, whose budget follows from --search_epochs alone.
 - The full random search is `--search=random` with --max_trials=--random_trials (default
   30, three times the default --max_trials) of --search_epochs each.
+- Both start, as every tftransfer search does, with the space's starting point (each
+  choice's first value, each range's middle: search_space.py); the random search then
+  draws the rest at random, and its best is the target.
 - Both run through search.run_search, as `python -m tftransfer.run` runs them. Time is the
   sum of the trials' seconds recorded in search.json, in the order the trials ran; the
   default search's time counts up to the end of its first trial whose validation accuracy
@@ -101,7 +104,9 @@ def main() -> None:
     random_seconds, target = full[-1][0], full[-1][1] - WITHIN
     reached = next((seconds for seconds, best in default if best >= target), None)
     print(f"data: {data.sizes} at {size} px, frozen backbone, {epochs} epoch(s) per trial")
-    print(f"random search: {len(full)} trials, best {full[-1][1]:.4f}, {random_seconds:.1f} s")
+    print(f"random search: {len(full)} trials, best {full[-1][1]:.4f}, {random_seconds:.1f} s; "
+          f"best without its first trial (the starting point): "
+          f"{max((t['score'] for t in random_trials[1:]), default=float('nan')):.4f}")
     print(f"{args.tuner}: {len(default)} trials, best {default[-1][1]:.4f}, "
           f"{default[-1][0]:.1f} s; within 0.5 point after "
           + (f"{reached:.1f} s" if reached is not None else "never (ratio below: its whole run)"))

@@ -32,7 +32,8 @@ def _snapshot(backbone):
 
 
 def _changed(before, backbone):
-    return {v.name for v in backbone.module.variables if not np.array_equal(before[v.name], v.numpy())}
+    return {v.name for v in backbone.module.variables
+            if not np.array_equal(before[v.name], v.numpy())}
 
 
 def test_adopts_the_module_variables_without_copying(tiny_hub_dir):

@@ -140,8 +140,8 @@ def test_tfds_errors_are_one_line(fashion_mnist_dir, changes, message):
 
 
 @pytest.mark.parametrize("batch, size, replicas, expected", [
-    (32, 1000, 1, 32), (32, 1024, 2, 32), (32, 1001, 2, 32), (32, 1025, 2, 30), (16, 9, 2, 6), (16, 8, 2, 8),
-    (64, 65, 4, 60)])
+    (32, 1000, 1, 32), (32, 1024, 2, 32), (32, 1001, 2, 32), (32, 1025, 2, 30), (16, 9, 2, 6),
+    (16, 8, 2, 8), (64, 65, 4, 60)])
 def test_replica_safe_batch_size(batch, size, replicas, expected):
     chosen = data_lib.replica_safe_batch_size(batch, size, replicas)
     assert chosen == expected and chosen % replicas == 0

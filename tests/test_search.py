@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import make_config
 from tftransfer import backbone as backbone_lib, data as data_lib, distribute, search
-from tftransfer import train as train_lib
+from tftransfer import train as train_lib, tuners
 from tftransfer.errors import TrainingDiverged, UserError
 
 
@@ -144,6 +144,30 @@ def test_search_under_mirrored_strategy_with_two_replicas(tmp_path, tiny_hub_dir
                          search_epochs=2, space={"fine_tune_depth": [0, 1]})
     result = _search(cfg, "mirrored")
     assert result.trials and all(t["status"] == "COMPLETED" for t in result.trials)
+    # The first trial, the starting point, is frozen without augmentation: it trains on
+    # cached features, whose validation split (9 images here, 5 + 4 on two replicas)
+    # needs its own replica-safe batch size.
+    first = next(t["hyperparameters"] for t in result.trials if t["trial_id"] == "0000")
+    assert (first["fine_tune_depth"], first["augment"]) == (0, 0)
+
+
+def test_a_hyperband_promotion_scores_what_a_straight_run_of_its_values_scores(
+        tmp_path, tiny_hub_dir, color_folder):
+    """KerasTuner continues a promoted trial from the shorter one's weights, restarting a
+    learning-rate schedule that had reached zero; tftransfer trains it afresh."""
+    frozen = {"fine_tune_depth": [0], "augment": False}
+    (tmp_path / "hb").mkdir()
+    (tmp_path / "straight").mkdir()
+    hyperband = _search(_search_config(tmp_path / "hb", tiny_hub_dir, color_folder,
+                                       search="hyperband", search_epochs=3, space=frozen))
+    promoted = [t for t in hyperband.trials if "tuner/trial_id" in t["hyperparameters"]]
+    assert promoted and promoted[0]["hyperparameters"]["tuner/epochs"] == 3
+    values = {name: value for name, value in promoted[0]["hyperparameters"].items()
+              if not name.startswith("tuner/")}
+    straight = _search(_search_config(tmp_path / "straight", tiny_hub_dir, color_folder,
+                                      search="random", max_trials=1, search_epochs=3,
+                                      space={**frozen, **values}))
+    assert straight.trials[0]["score"] == pytest.approx(promoted[0]["score"], abs=1e-6)
 
 
 def _hparams_runs(logdir):
@@ -191,13 +215,13 @@ def _bare_keras_growth_per_model(cycles=8) -> float:
 def test_memory_is_released_between_twenty_trials(tmp_path, tiny_hub_dir, color_folder,
                                                   monkeypatch):
     rss = []
-    original = search._TimedTrials.run_trial
+    original = tuners._TimedTrials.run_trial
 
     def measured(self, trial, *args, **kwargs):
         result = original(self, trial, *args, **kwargs)
         rss.append(psutil.Process().memory_info().rss)
         return result
-    monkeypatch.setattr(search._TimedTrials, "run_trial", measured)
+    monkeypatch.setattr(tuners._TimedTrials, "run_trial", measured)
     loads = _Counter(monkeypatch, backbone_lib, "load_module")
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=20,
                          space={"fine_tune_depth": [0, 1], "head_units": ["", "64"]})

@@ -62,8 +62,10 @@ def test_overrides_from_json(tmp_path):
     path = tmp_path / "space.json"
     path.write_text(json.dumps({"fine_tune_depth": [0, 2], "dropout": {"min": 0.1, "max": 0.2},
                                 "learning_rate": {"min": 1e-4, "max": 1e-2, "log": True},
-                                "optimizer": "sgd"}))
+                                "optimizer": "sgd", "l2": {"min": 0, "max": 1e-3, "start": 0}}))
     parsed = ss.load_overrides(str(path))
+    assert parsed["l2"] == ss.Range(0.0, 1e-3, start=0.0)
+    del parsed["l2"]
     assert parsed == {"fine_tune_depth": ss.Choice((0, 2)), "dropout": ss.Range(0.1, 0.2),
                       "learning_rate": ss.Range(1e-4, 1e-2, True), "optimizer": ss.Fixed("sgd")}
 
@@ -71,6 +73,8 @@ def test_overrides_from_json(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ({"warp_speed": [1]}, "unknown hyperparameter"),
     ({"dropout": {"min": 0.5, "max": 0.1}}, "range needs min <= max"),
+    ({"dropout": {"min": 0.1, "max": 0.5, "start": 0.6}}, "start between them"),
+    ({"dropout": {"min": "low", "max": 0.5}}, "range needs min <= max"),
     ({"optimizer": ["adam", "lion"]}, "optimizer choices"),
     ({"dropout": []}, "empty choice list"),
 ])

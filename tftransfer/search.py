@@ -2,25 +2,25 @@
 
 `TransferHyperModel.build(hp)` declares the space (search_space.py) and builds a trial's
 model; `fit(hp, ...)` trains it with the phases of train.py. Trials with a frozen backbone
-and no augmentation train the head alone on cached features (features.py).
+and no augmentation train the head alone on cached features (features.py); tuners.py
+makes the KerasTuner tuner.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import time
 
 import keras
 import keras_tuner as kt
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import adversarial as adversarial_lib, atomic
+from tftransfer import adversarial as adversarial_lib
 from tftransfer import backbone as backbone_lib, cluster, config as config_lib
 from tftransfer import data as data_lib
 from tftransfer import features as features_lib
-from tftransfer import model as model_lib, search_space, train as train_lib
+from tftransfer import model as model_lib, search_space, train as train_lib, tuners
 from tftransfer.errors import TrainingDiverged, UserError
 
 OBJECTIVE = "val_accuracy"
@@ -58,7 +58,7 @@ class TransferHyperModel(kt.HyperModel):
         self.cfg, self.space, self.sd, self.feature_width = cfg, space, search_data, feature_width
         self.module = module
         self.pretrained = [v.numpy() for v in module.variables]
-        self.builds: dict[str, int] = {}   # per trial's values: executions built so far
+        self.executions = 0  # of the current trial, built so far
 
     def trial_config(self, hp, epochs: int | None = None) -> config_lib.RunConfig:
         cfg = apply_values(self.cfg, search_space.declare_all(hp, self.space))
@@ -76,16 +76,20 @@ class TransferHyperModel(kt.HyperModel):
         return (self.sd.cached is not None and cfg.backbone.fine_tune_depth == 0
                 and not cfg.data.augment and not self._adversarial(cfg))
 
-    def _seed(self, hp) -> None:
-        """Seeds each trial (and execution) alone, so its result does not depend on how
-        many trials ran before it in this process: a resumed search runs fewer."""
-        key = json.dumps(hp.values, sort_keys=True, default=str)
-        self.builds[key] = self.builds.get(key, -1) + 1
-        keras.utils.set_random_seed(self.cfg.seed + self.builds[key])
+    def begin_trial(self) -> None:
+        """Called by the tuner (tuners.py) before each trial's first build."""
+        self.executions = 0
+
+    def _seed(self) -> None:
+        """Seeds each execution of a trial by its number alone, so a trial's result depends
+        only on its values: not on how many trials ran before it (a resumed search runs
+        fewer), nor on whether Hyperband promoted it."""
+        keras.utils.set_random_seed(self.cfg.seed + self.executions)
+        self.executions += 1
 
     def build(self, hp):
         cfg = self.trial_config(hp)
-        self._seed(hp)
+        self._seed()
         num_classes = self.sd.data.num_classes
         head = model_lib.build_head(self.feature_width, num_classes, cfg.head)
         if self._uses_cache(cfg):
@@ -105,16 +109,19 @@ class TransferHyperModel(kt.HyperModel):
         return model
 
     def _datasets(self, cfg, cached: bool, replicas: int):
-        batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, self.sd.train_size,
-                                                 replicas)
+        def safe_batch(size: int) -> int:
+            return data_lib.replica_safe_batch_size(cfg.data.batch_size, size, replicas)
+
+        batch = safe_batch(self.sd.train_size)
         if cached:
             train = features_lib.feature_dataset(*self.sd.cached["train"], batch, self.cfg.seed)
-            validation = features_lib.feature_dataset(*self.sd.cached["validation"], batch)
-            return train, validation
+            features, labels = self.sd.cached["validation"]
+            return train, features_lib.feature_dataset(features, labels,
+                                                       safe_batch(len(labels)))
         train = data_lib.training_pipeline(self.sd.train, cfg.data, self.cfg.seed, batch)
         return train, self.sd.data.validation
 
-    def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
+    def fit(self, hp, model, *args, epochs=None, callbacks=(), **kwargs):
         cfg = self.trial_config(hp, epochs or self.cfg.search.search_epochs)
         cached = self._uses_cache(cfg)
         train, validation = self._datasets(cfg, cached,
@@ -124,7 +131,7 @@ class TransferHyperModel(kt.HyperModel):
             phases = train_lib.run_phases(
                 model, backbone, train, validation, self.sd.train_size,
                 self.sd.data.num_classes, cfg,
-                [keras.callbacks.TerminateOnNaN(), *callbacks], initial_epoch)
+                [keras.callbacks.TerminateOnNaN(), *callbacks])
         except TrainingDiverged as e:
             raise kt.errors.FailedTrialError(str(e)) from None
         merged: dict[str, list[float]] = {}
@@ -132,95 +139,6 @@ class TransferHyperModel(kt.HyperModel):
             for name, values in phase.history.items():
                 merged.setdefault(name, []).extend(values)
         return _best_of(merged)
-
-
-class _TimedTrials:
-    """Tuner mixin: records which tuner ran each trial and its wall time, beside the oracle's
-    own state; one file per tuner, as the tuners of a distributed search share the folder."""
-
-    def _seconds_path(self, tuner_id: str) -> str:
-        return os.path.join(self.project_dir, f"trial_seconds.{tuner_id}.json")
-
-    def _read_seconds(self, tuner_id: str) -> dict[str, float]:
-        path = self._seconds_path(tuner_id)
-        if not os.path.exists(path):
-            return {}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-
-    def trial_runs(self) -> dict[str, dict]:
-        """{trial_id: {"tuner": tuner id, "seconds": wall time}} over every tuner."""
-        runs = {}
-        for name in sorted(os.listdir(self.project_dir)):
-            if name.startswith("trial_seconds.") and name.endswith(".json"):
-                tuner_id = name[len("trial_seconds."):-len(".json")]
-                runs.update({trial_id: {"tuner": tuner_id, "seconds": seconds}
-                             for trial_id, seconds in self._read_seconds(tuner_id).items()})
-        return runs
-
-    def run_trial(self, trial, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return super().run_trial(trial, *args, **kwargs)
-        finally:
-            seconds = {**self._read_seconds(self.tuner_id),
-                       trial.trial_id: time.perf_counter() - start}
-            # A half-written file would stop every resume.
-            atomic.write_json(self._seconds_path(self.tuner_id), seconds)
-
-
-class _AtomicOracleSaves:
-    """Oracle mixin: oracle.json and each trial.json are written whole or not at all.
-    KerasTuner writes them in place, and a file cut short by a kill stops every resume."""
-
-    def save(self):
-        atomic.write_json(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial):
-        atomic.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                          trial.get_state())
-
-
-class _AtomicTunerSave:
-    """Tuner mixin: the tuner's own file (tuner0.json), written the same way."""
-
-    def save(self):
-        if not self._is_worker():
-            self.oracle.save()
-        atomic.write_json(self._get_tuner_fname(), self.get_state())
-
-
-def _save_atomically(tuner: kt.Tuner) -> None:
-    """Gives the tuner's oracle atomic saves. KerasTuner's tuners build their own oracle,
-    so its class is extended in place; a tuner worker's client of the chief's oracle
-    saves nothing."""
-    if isinstance(tuner.oracle, kt.Oracle):
-        base = type(tuner.oracle)
-        tuner.oracle.__class__ = type(f"Atomic{base.__name__}", (_AtomicOracleSaves, base), {})
-
-
-TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
-          "random": kt.RandomSearch}
-
-
-def make_tuner(cfg, hypermodel, strategy) -> kt.Tuner:
-    base = TUNERS[cfg.search.search]
-    tuner_class = type(f"Timed{base.__name__}", (_TimedTrials, _AtomicTunerSave, base), {})
-    if cfg.search.search == "hyperband":
-        budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
-    else:
-        budget = {"max_trials": cfg.search.max_trials}
-    distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
-    # Only a lone tuner or the search's chief may wipe the folder all tuners share.
-    overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
-    tuner = tuner_class(
-        hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=cfg.output_dir,
-        project_name="search", overwrite=overwrite, seed=cfg.seed,
-        executions_per_trial=cfg.search.executions_per_trial,
-        max_consecutive_failed_trials=cfg.search.max_failed_trials,
-        distribution_strategy=strategy if distributed else None, **budget)
-    _save_atomically(tuner)
-    return tuner
 
 
 @dataclasses.dataclass
@@ -304,7 +222,7 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
     hypermodel = TransferHyperModel(cfg, space, search_data, width, module)
-    tuner = make_tuner(cfg, hypermodel, strategy)
+    tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE)
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(

@@ -17,8 +17,9 @@ def _builder(cfg: DataConfig):
         try:
             builder.download_and_prepare()
         except Exception as e:  # network, checksum or disk: all end the run the same way
-            raise DataError(f"TFDS dataset '{cfg.dataset}' is not prepared in "
-                            f"{builder.data_dir} and preparing it failed: {first_line(e)}") from None
+            raise DataError(
+                f"TFDS dataset '{cfg.dataset}' is not prepared in {builder.data_dir} "
+                f"and preparing it failed: {first_line(e)}") from None
     return builder
 
 

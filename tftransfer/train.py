@@ -91,18 +91,15 @@ def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | Non
 
 def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
                train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
-               initial_epoch: int = 0, backup_dir: str | None = None) -> list[PhaseResult]:
-    """Runs the planned phases from `initial_epoch` on (earlier phases are skipped, as when
-    Hyperband continues a trial). `backbone` is None for a head trained on features.
+               backup_dir: str | None = None) -> list[PhaseResult]:
+    """Runs the planned phases. `backbone` is None for a head trained on features.
     With `backup_dir`, each phase backs up every epoch and resumes from its backup."""
     steps_per_epoch = math.ceil(train_size / cfg.data.batch_size)
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
     results, phase_start = [], 0
     for name, depth, epochs, peak_lr in plan_phases(cfg):
-        phase_end, start = phase_start + epochs, max(phase_start, initial_epoch)
+        start, phase_end = phase_start, phase_start + epochs
         phase_start = phase_end
-        if phase_end <= initial_epoch:
-            continue
         if backbone is not None:
             backbone.set_fine_tune_depth(depth)
         with classifier.distribute_strategy.scope():  # optimizer slots must be mirrored too
