@@ -38,10 +38,6 @@ class _TimedTrials:
                              for trial_id, seconds in self._read_seconds(tuner_id).items()})
         return runs
 
-    def on_trial_begin(self, trial):
-        super().on_trial_begin(trial)
-        self.hypermodel.begin_trial()
-
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
         try:
@@ -51,6 +47,15 @@ class _TimedTrials:
                        trial.trial_id: time.perf_counter() - start}
             # A half-written file would stop every resume.
             atomic.write_json(self._seconds_path(self.tuner_id), seconds)
+
+
+class _AnnouncedTrials:
+    """Tuner mixin: tells the hypermodel each trial's start, as it seeds each execution of
+    a trial by its number (search.TransferHyperModel)."""
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self.hypermodel.begin_trial()
 
 
 class _AtomicOracleSaves:
@@ -123,13 +128,13 @@ TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
 
 def make_tuner(cfg, hypermodel, strategy, objective: str) -> kt.Tuner:
     base = TUNERS[cfg.search.search]
-    mixins = (_TimedTrials, _AtomicTunerSave)
+    mixins = (_TimedTrials, _AnnouncedTrials, _AtomicTunerSave)
     if cfg.search.search == "hyperband":
         mixins += (_PromotedTrialsRestart,)
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
         budget = {"max_trials": cfg.search.max_trials}
-    tuner_class = type(f"Timed{base.__name__}", (*mixins, base), {})
+    tuner_class = type(f"Transfer{base.__name__}", (*mixins, base), {})
     distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
