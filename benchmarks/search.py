@@ -13,7 +13,7 @@ Definitions:
 - The full random search is `--search=random` with --max_trials=--random_trials (default
   30, three times the default --max_trials) of --search_epochs each.
 - Both start, as every tftransfer search does, with the space's starting point (each
-  choice's first value, each range's middle: search_space.py); the random search then
+  choice's first value, each range's start: search_space.py); the random search then
   draws the rest at random, and its best is the target.
 - Both run through search.run_search, as `python -m tftransfer.run` runs them. Time is the
   sum of the trials' seconds recorded in search.json, in the order the trials ran; the

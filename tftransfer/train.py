@@ -96,16 +96,15 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
     With `backup_dir`, each phase backs up every epoch and resumes from its backup."""
     steps_per_epoch = math.ceil(train_size / cfg.data.batch_size)
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
-    results, phase_start = [], 0
+    results, phase_end = [], 0
     for name, depth, epochs, peak_lr in plan_phases(cfg):
-        start, phase_end = phase_start, phase_start + epochs
-        phase_start = phase_end
+        start, phase_end = phase_end, phase_end + epochs
         if backbone is not None:
             backbone.set_fine_tune_depth(depth)
         with classifier.distribute_strategy.scope():  # optimizer slots must be mirrored too
             model_lib.compile_for_phase(classifier, cfg.train, num_classes,
                                         cfg.head.label_smoothing, peak_lr,
-                                        (phase_end - start) * steps_per_epoch, warmup_steps,
+                                        epochs * steps_per_epoch, warmup_steps,
                                         model_lib.HEAD_STEPS_PER_EXECUTION if backbone is None
                                         else 1)
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
