@@ -43,6 +43,13 @@ def test_float_variant_runs_any_batch_like_keras(small_model, tmp_path):
         np.testing.assert_allclose(predictor(images[:batch]), expected[:batch], atol=1e-5)
 
 
+def test_conversion_logs_rather_than_prints_the_keras_export_listing(small_model, capsys):
+    keras.config.enable_interactive_logging()
+    tflite.convert(small_model, "float")
+    assert "Captures" not in capsys.readouterr().out
+    assert keras.config.is_interactive_logging_enabled()  # restored for fit's progress
+
+
 def test_int8_variant_is_integer_inside_with_float_ends(small_model, tmp_path):
     calibration = np.random.default_rng(1).random((16, 8, 8, 3), dtype=np.float32)
     predictor = tflite.InterpreterPredictor(

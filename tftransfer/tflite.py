@@ -11,6 +11,7 @@ Every variant takes float32 pixels in [0, 1], [N, S, S, 3], and returns probabil
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import keras
@@ -46,7 +47,22 @@ def convert(classifier: keras.Model, variant: str,
     if variant == "int8":
         converter.representative_dataset = lambda: ([image[None]] for image in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+    with _keras_messages_logged():
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _keras_messages_logged():
+    """The converter writes a temporary SavedModel through Keras, which prints every
+    endpoint and captured variable to stdout; with interactive logging off, Keras sends
+    that listing to the log instead."""
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
 
 
 def write_variant(classifier: keras.Model, variant: str, folder: str,
