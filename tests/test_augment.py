@@ -45,15 +45,11 @@ def test_rotation_is_a_bounded_turn_about_the_centre():
     np.testing.assert_allclose(linear @ centre + shift, np.tile(centre, (64, 1)), atol=1e-4)
 
 
-def test_crop_samples_a_window_inside_the_image():
+def test_crop_shifts_without_zooming():
     linear, shift = _matrices(("crop",))
-    np.testing.assert_allclose(linear, np.tile(np.eye(2) * augment.CROP_SCALE, (64, 1, 1)),
-                               atol=1e-6)
-    # The output's outer edges (pixel centres run 0..11) land inside the input's edges.
-    for corner in ([-0.5, -0.5], [11.5, 11.5]):
-        sampled = linear @ np.array(corner) + shift
-        assert (sampled >= -0.5 - 1e-4).all() and (sampled <= 11.5 + 1e-4).all()
-    assert np.ptp(shift[:, 0]) > 0.5   # the window moves
+    np.testing.assert_allclose(linear, np.tile(np.eye(2), (64, 1, 1)), atol=1e-6)
+    assert np.abs(shift).max() <= augment.CROP_SHIFT * 12 + 1e-4
+    assert np.ptp(shift[:, 0]) > 0.5 and np.ptp(shift[:, 1]) > 0.5   # the window moves
 
 
 def test_zoom_scales_within_its_range():
@@ -86,3 +82,20 @@ def test_augmented_pipeline_is_reproducible_and_differs_by_epoch_and_seed(images
     assert not np.allclose(first, second)            # a new draw every epoch
     assert not np.allclose(first, epoch(pipeline(6)))
     assert not np.allclose(first, images)
+
+
+def test_erase_fills_one_rectangle_of_noise_in_about_half_the_images():
+    images = np.full((200, 20, 16, 3), 0.5, np.float32)   # noise never equals exactly 0.5
+    out = augment.augment_batch(images, SEED, ("erase",)).numpy()
+    changed = (out != images).any(axis=-1)
+    erased = changed.any(axis=(1, 2))
+    assert 0.35 < erased.mean() < 0.65
+    for mask in changed[erased]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()   # one full box
+        area = mask.mean()
+        assert area <= augment.ERASE_AREA[1] + 0.05
+    areas = changed[erased].mean(axis=(1, 2))
+    assert areas.max() > 4 * areas.min()               # the size varies
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(out, augment.augment_batch(images, SEED, ("erase",)))

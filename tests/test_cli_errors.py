@@ -59,7 +59,7 @@ BEFORE_TENSORFLOW = [
      "error: --head_units: expected a comma-separated list of ints, got ['a', 'b']"),
     ("unknown augmentation", [*BASE, "--augmentations=flip,mixup"],
      "error: --augmentations: unknown ['mixup']; choose from flip, crop, rotation, zoom, "
-     "contrast, brightness"),
+     "contrast, brightness, erase"),
     ("bad regex", [*BASE, "--block_pattern=(unclosed"],
      "error: --block_pattern: invalid regex: missing ), unterminated subpattern at position 0"),
     ("search space not JSON", [*BASE, "--search=random", "--search_space={tmp}/bad.json"],

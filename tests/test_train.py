@@ -1,5 +1,6 @@
 import json
 import os
+import warnings
 
 import keras
 import pytest
@@ -31,7 +32,10 @@ def test_two_phases_learn_and_keep_the_best_weights(tmp_path, tiny_hub_dir, colo
                       fine_tune_depth=1, epochs=4, head_epochs=2, learning_rate=0.05,
                       early_stopping_patience=0)
     data, backbone, classifier = _setup(cfg)
-    result = train_lib.train(classifier, backbone, data, cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_lib.train(classifier, backbone, data, cfg)
+    assert not [w for w in caught if "shuffle" in str(w.message)]  # Keras's fit default
     assert [p.name for p in result.phases] == ["head", "fine_tune"]
     assert [p.epochs for p in result.phases] == [2, 2]
     scores = classifier.evaluate(data.validation, return_dict=True, verbose=0)

@@ -22,7 +22,7 @@ STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker", "tpu")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("none", "hyperband", "bayesian", "random")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness")
+AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
 TFLITE_VARIANTS = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
@@ -58,7 +58,8 @@ class DataConfig:
     augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(
         ("flip", "crop", "rotation", "contrast"),
-        "Augmentations; flip, crop, rotation and zoom share one resampling.",
+        "Augmentations; flip, crop, rotation and zoom share one resampling; erase "
+        "(random erasing) comes last.",
         choices=AUGMENTATIONS)
     cache: str = field("auto", "Cache decoded images: auto (memory if it fits), memory, "
                        "disk (under output_dir), none.", choices=CACHE_MODES)

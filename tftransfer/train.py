@@ -113,9 +113,10 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
         phase_callbacks, finished = _with_backup(classifier, callbacks, backup_dir, name)
         clock = time.perf_counter()
         # A finished phase (perhaps stopped early) only restores its final state: 0 epochs.
+        # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
         history = classifier.fit(train_data, validation_data=validation_data,
                                  initial_epoch=start, epochs=start if finished else phase_end,
-                                 verbose=2, callbacks=phase_callbacks)
+                                 shuffle=False, verbose=2, callbacks=phase_callbacks)
         seconds = time.perf_counter() - clock
         _raise_if_diverged(history.history, name, peak_lr)
         # TensorBoard's HParams callback records one session and refuses a second fit().
