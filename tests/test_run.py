@@ -1,5 +1,4 @@
 """End to end: flags -> config -> data -> model -> train -> evaluate -> export."""
-import io
 import json
 import os
 import subprocess
