@@ -79,8 +79,9 @@ def augment_batch(images: tf.Tensor, seed, names: tuple[str, ...]) -> tf.Tensor:
 def erase(images: tf.Tensor, seed) -> tf.Tensor:
     """Random erasing: a rectangle of uniform noise in ERASE_PROBABILITY of the images.
 
-    Written here rather than taken from keras.layers.RandomErasing, which draws every
-    random quantity from the same seed when one is given, as ours always is.
+    Written here rather than taken from keras.layers.RandomErasing (Keras 3.15): given an
+    int seed it draws every quantity alike and so never erases, and it rejects a tensor
+    seed such as ours.
     """
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
