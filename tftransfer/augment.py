@@ -86,11 +86,11 @@ def erase(images: tf.Tensor, seed) -> tf.Tensor:
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     area = _uniform(seed, 7, [batch], *ERASE_AREA)
-    log_aspect = _uniform(seed, 8, [batch], math.log(ERASE_ASPECT[0]),
-                          math.log(ERASE_ASPECT[1]))
+    aspect = tf.exp(_uniform(seed, 8, [batch], math.log(ERASE_ASPECT[0]),
+                             math.log(ERASE_ASPECT[1])))
     # Box sides as fractions of the image's, at most the whole side.
-    box_h = tf.minimum(tf.sqrt(area * tf.exp(log_aspect)), 1.0)
-    box_w = tf.minimum(tf.sqrt(area / tf.exp(log_aspect)), 1.0)
+    box_h = tf.minimum(tf.sqrt(area * aspect), 1.0)
+    box_w = tf.minimum(tf.sqrt(area / aspect), 1.0)
     top = _uniform(seed, 9, [batch], 0, 1) * (1 - box_h)
     left = _uniform(seed, 10, [batch], 0, 1) * (1 - box_w)
     rows = (tf.range(tf.cast(height, tf.float32)) + 0.5) / tf.cast(height, tf.float32)
