@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from conftest import write_color_folder
@@ -125,6 +126,38 @@ def test_tfds_source_with_split_strings_and_holdout(fashion_mnist_dir):
     x, _ = next(iter(bundle.test))
     assert x.shape == (8, 16, 16, 3)
     np.testing.assert_array_equal(x[..., 0], x[..., 2])  # grey repeated into RGB
+
+
+@pytest.mark.parametrize("byte_cap", [data_lib.RESIZE_BATCH_BYTES, 7 * 28 * 28])
+def test_equal_sized_tfds_images_resize_in_batches_to_the_served_pixels(
+        fashion_mnist_dir, byte_cap, monkeypatch):
+    """The batched resize (256 or, capped by bytes, 7 images a call; the last batch partial)
+    gives exactly what the serving signature's per-image, dynamic-shape path gives."""
+    monkeypatch.setattr(data_lib, "RESIZE_BATCH_BYTES", byte_cap)
+    cfg = _cfg("fashion_mnist", data_dir=fashion_mnist_dir, train_split="train[:300]",
+               validation_fraction=0.0, cache="none", image_size=20)
+    bundle = data_lib.load_data(cfg, 0, "")
+    assert 300 > data_lib.RESIZE_BATCH and bundle.train_unbatched.cardinality() == 300
+    served = tf.function(lambda image: data_lib.preprocess_pixels(image, 20), input_signature=[
+        tf.TensorSpec([None, None, None], tf.uint8)])
+    raw = tfds.builder("fashion_mnist", data_dir=fashion_mnist_dir).as_dataset(
+        split="train[:300]", as_supervised=True)
+    for (image, label), (resized, resized_label) in zip(raw, bundle.train_unbatched):
+        assert int(label) == int(resized_label)
+        np.testing.assert_array_equal(np.round(served(image).numpy() * 255), resized)
+
+
+@pytest.mark.parametrize("side, antialiased", [(64, True), (10, False)])
+def test_only_shrinking_is_antialiased(side, antialiased):
+    image = tf.random.uniform([side, side, 3], 0, 255, tf.int32, seed=1)
+    image = tf.cast(image, tf.uint8)
+    dynamic = tf.function(lambda x: data_lib._resized(x, 16), input_signature=[
+        tf.TensorSpec([None, None, 3], tf.uint8)])
+    for resized in (data_lib._resized(image, 16), dynamic(image)):
+        expected = tf.image.resize(image, [16, 16], antialias=True)
+        np.testing.assert_allclose(resized, expected, atol=1e-3)
+        plain = tf.image.resize(image, [16, 16])
+        assert np.allclose(resized, plain, atol=1e-3) != antialiased
 
 
 @pytest.mark.parametrize("changes, message", [
