@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from absl import flags
 
-from tftransfer import config as config_lib
+from tftransfer import config as config_lib, flags as flags_lib, search_space
 from tftransfer.config import ConfigError, RunConfig
 from tftransfer.validation import validate
 
@@ -117,3 +118,25 @@ def test_float_list_flags_parse_to_floats(tmp_path, tiny_hub_dir):
     values(["run", "--dataset=mnist", f"--hub_handle={tiny_hub_dir}",
             f"--output_dir={tmp_path}", "--robustness_epsilons=0.004,0.03"])
     assert flags_lib.config_from_flags(values).robustness.robustness_epsilons == (0.004, 0.03)
+
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = sorted(f for f in os.listdir(os.path.join(CHECKOUT, "experiments"))
+                     if f.endswith(".flags"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_flagfile_validates_and_its_search_space_loads(
+        name, tiny_hub_dir, tmp_path, monkeypatch):
+    """The shipped flagfiles stay in step with the flags. Their backbones are swapped for
+    the tiny local one: validation would look for the real one on disk."""
+    monkeypatch.chdir(CHECKOUT)  # flagfiles name their files relative to the checkout
+    flag_values = flags.FlagValues()
+    flags_lib.define_flags(flag_values)
+    flag_values(["run", f"--flagfile=experiments/{name}", f"--hub_handle={tiny_hub_dir}",
+                 f"--output_dir={tmp_path}"])
+    cfg = flags_lib.config_from_flags(flag_values)
+    if cfg.search.search_space:
+        pinned = search_space.load_overrides(cfg.search.search_space).get("fine_tune_depth")
+        if isinstance(pinned, search_space.Fixed):  # trials fine-tune as the final run does
+            assert pinned.value == cfg.backbone.fine_tune_depth
