@@ -16,6 +16,7 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
 COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
 

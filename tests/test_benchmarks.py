@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 # Longest first: the smoke runs go two at a time (much of each is single-threaded tracing).
 SCRIPTS = ["quickstart", "strategy", "serving", "pipeline", "search", "feature_cache",
            "overhead", "compute_efficiency"]
@@ -17,8 +18,8 @@ SCRIPTS = ["quickstart", "strategy", "serving", "pipeline", "search", "feature_c
 def fresh_home(tmp_path_factory) -> dict:
     """An environment whose HOME holds freshly built offline assets (built once, ~30 s)."""
     home = tmp_path_factory.mktemp("home")
-    env = dict(os.environ, HOME=str(home), PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-m", "tftransfer.assets"], check=True, env=env, cwd=ROOT,
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=REPO)
+    subprocess.run([sys.executable, "-m", "tftransfer.assets"], check=True, env=env, cwd=REPO,
                    capture_output=True, timeout=900)
     return env
 
@@ -26,9 +27,9 @@ def fresh_home(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def quick_runs(fresh_home) -> dict[str, concurrent.futures.Future]:
     def run(name):
-        return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", f"{name}.py"),
+        return subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", f"{name}.py"),
                                "--quick"], capture_output=True, text=True, timeout=900,
-                              env=fresh_home, cwd=ROOT)
+                              env=fresh_home, cwd=REPO)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         yield {name: pool.submit(run, name) for name in SCRIPTS}
 
@@ -43,6 +44,6 @@ def test_benchmark_quick_mode_prints_its_ratio_last(name, quick_runs):
 
 
 def test_every_benchmark_script_is_tested():
-    found = {f[:-3] for f in os.listdir(os.path.join(ROOT, "benchmarks"))
+    found = {f[:-3] for f in os.listdir(os.path.join(REPO, "benchmarks"))
              if f.endswith(".py") and not f.startswith("_")}
     assert found == set(SCRIPTS)

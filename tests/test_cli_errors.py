@@ -16,10 +16,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from conftest import write_color_folder
+from conftest import REPO, write_color_folder
 from tftransfer.search_space import OVERRIDABLE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = ["--dataset=mnist", "--hub_handle={hub}", "--output_dir={out}"]
 IMAGES = ["--dataset={colors}", "--hub_handle={hub}", "--output_dir={out}", "--image_size=24"]
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 from absl import flags
 
+from conftest import REPO
 from tftransfer import config as config_lib, flags as flags_lib, search_space
 from tftransfer.config import ConfigError, RunConfig
 from tftransfer.validation import validate
@@ -120,8 +121,7 @@ def test_float_list_flags_parse_to_floats(tmp_path, tiny_hub_dir):
     assert flags_lib.config_from_flags(values).robustness.robustness_epsilons == (0.004, 0.03)
 
 
-CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = sorted(f for f in os.listdir(os.path.join(CHECKOUT, "experiments"))
+EXPERIMENTS = sorted(f for f in os.listdir(os.path.join(REPO, "experiments"))
                      if f.endswith(".flags"))
 
 
@@ -130,7 +130,7 @@ def test_every_experiment_flagfile_validates_and_its_search_space_loads(
         name, tiny_hub_dir, tmp_path, monkeypatch):
     """The shipped flagfiles stay in step with the flags. Their backbones are swapped for
     the tiny local one: validation would look for the real one on disk."""
-    monkeypatch.chdir(CHECKOUT)  # flagfiles name their files relative to the checkout
+    monkeypatch.chdir(REPO)  # flagfiles name their files relative to the checkout
     flag_values = flags.FlagValues()
     flags_lib.define_flags(flag_values)
     flag_values(["run", f"--flagfile=experiments/{name}", f"--hub_handle={tiny_hub_dir}",

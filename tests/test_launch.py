@@ -3,7 +3,6 @@ that every process (and anything it started) is stopped on failure, timeout, SIG
 when the launcher itself is killed. Children are small Python scripts, not TensorFlow."""
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -12,9 +11,9 @@ import time
 
 import pytest
 
+from conftest import REPO
 from tftransfer import cluster, launch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLEEP = "import time; time.sleep(600)"
 
 

@@ -15,10 +15,9 @@ import time
 
 import pytest
 
-from conftest import make_config, write_color_folder
+from conftest import REPO, make_config, write_color_folder
 from tftransfer import run as run_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_SECONDS = 900
 ACCURACY_TOLERANCE = 0.1
 LOSS_TOLERANCE = 0.01   # relative, on each epoch's training loss

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import REPO
 from tftransfer import predict
 from tftransfer.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = ["reddish", "greenish", "bluish"]
 SAMPLES = ["cifar10_00_3.png", "imagenet_03_990.jpg", "mnist_00_7.png",
            "fashionMNIST_00_9.png", "imagenet_00_243.jpg"]
