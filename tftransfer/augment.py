@@ -99,8 +99,7 @@ def erase(images: tf.Tensor, seed) -> tf.Tensor:
     inside_cols = (cols[None] >= left[:, None]) & (cols[None] < (left + box_w)[:, None])
     chosen = _uniform(seed, 11, [batch], 0, 1) < ERASE_PROBABILITY
     mask = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]
-    noise = tf.random.stateless_uniform(
-        shape, tf.random.experimental.stateless_fold_in(seed, 12), dtype=images.dtype)
+    noise = tf.cast(_uniform(seed, 12, shape, 0.0, 1.0), images.dtype)
     return tf.where(mask[..., None], noise, images)
 
 
