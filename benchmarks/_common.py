@@ -42,8 +42,9 @@ def scratch_dir(name: str) -> str:
 def real_config(**flags):
     """A validated RunConfig on the real offline assets (Lite0, Fashion-MNIST), which are
     built into ~/.cache/tftransfer first if missing; `flags` override the defaults."""
-    from tftransfer import assets, config as config_lib
-    from tftransfer.validation import validate
+    from tftransfer import assets
+    from tftransfer.config import run_config as config_lib
+    from tftransfer.config.validation import validate
 
     handle = assets.build_all()["hub_handle"]
     values = {"dataset": "fashion_mnist", "data_dir": assets.tfds_dir(), "hub_handle": handle,
@@ -62,7 +63,7 @@ def in_memory_batches(pipeline):
 
 
 def print_machine() -> None:
-    from tftransfer import performance
+    from tftransfer.evaluate import performance
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {performance.device_name()}; load average at start {load:.1f}")

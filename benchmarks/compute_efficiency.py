@@ -43,6 +43,7 @@ def count_macs(model) -> int:
 
 def lite0_macs(image_size: int) -> int:
     import keras
+
     from tftransfer.assets import efficientnet_lite, torch_pickle
 
     weights = torch_pickle.load_state_dict(efficientnet_lite.default_weights_path())
@@ -60,7 +61,8 @@ def main() -> None:
     cfg = _common.real_config(image_size=size)
     import numpy as np
     import tensorflow as tf
-    from tftransfer import model as model_lib
+
+    from tftransfer.model import classifier as model_lib
 
     macs = lite0_macs(size)
     print(f"Lite0 feature extractor at {size} px: {macs / 1e6:.1f} M MACs per image")

@@ -31,7 +31,8 @@ def _add_arguments(parser) -> None:
 
 def _fixed_space(cfg) -> dict:
     """The trial's hyperparameters: the config's own values, frozen and unaugmented."""
-    from tftransfer import config as config_lib, search_space
+    from tftransfer.config import run_config as config_lib
+    from tftransfer.search import space as search_space
 
     flat = config_lib.to_flat(cfg)
     values = {name: flat[name] for name in search_space.SEARCHABLE}
@@ -44,7 +45,8 @@ def _trial_seconds(cfg, space, search_data, width, module, name: str) -> float:
     """Runs one trial in a fresh tuner folder; returns the seconds the tuner recorded."""
     import keras
     import tensorflow as tf
-    from tftransfer import search, tuners
+
+    from tftransfer.search import tuners, tuning as search
 
     trial_cfg = dataclasses.replace(cfg, output_dir=_common.scratch_dir(name))
     hypermodel = search.TransferHyperModel(trial_cfg, space, search_data, width, module)
@@ -66,8 +68,9 @@ def main() -> None:
     cfg = _common.real_config(train_split=f"train[:{examples}]", image_size=image_size,
                               batch_size=64, search="random", max_trials=1,
                               search_epochs=epochs, overwrite=True)
-    from tftransfer import backbone as backbone_lib, data as data_lib
-    from tftransfer import model as model_lib, search
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.model import backbone as backbone_lib, classifier as model_lib
+    from tftransfer.search import tuning as search
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")   # decoded into the memory cache
     module = backbone_lib.load_module(cfg.backbone.hub_handle)

@@ -33,7 +33,10 @@ def main() -> None:
                               batch_size=64, epochs=epochs, head_epochs=epochs,
                               fine_tune_depth=0, early_stopping_patience=epochs)
     import keras
-    from tftransfer import data as data_lib, model as model_lib, train
+
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.model import classifier as model_lib
+    from tftransfer.train import training as train
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")   # decoded into the memory cache
     model, backbone = model_lib.build_model(cfg, data.num_classes)

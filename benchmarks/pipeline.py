@@ -51,7 +51,8 @@ def main() -> None:
     cfg = _common.real_config(train_split=f"train[:{examples}]", validation_fraction=0.0,
                               image_size=size, batch_size=64, augment=True, cache="none",
                               fine_tune_depth=args.fine_tune_depth)
-    from tftransfer import data as data_lib, model as model_lib
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.model import classifier as model_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
     cached_cfg = dataclasses.replace(cfg.data, cache="memory")

@@ -53,7 +53,8 @@ def _add_arguments(parser) -> None:
 def _search(cfg, data, tuner: str, **flags):
     """Runs one search in a fresh folder; returns its trials in the order they ran."""
     import tensorflow as tf
-    from tftransfer import search
+
+    from tftransfer.search import tuning as search
 
     cfg = dataclasses.replace(cfg, output_dir=_common.scratch_dir(tuner), search=dataclasses
                               .replace(cfg.search, search=tuner, **flags))
@@ -93,7 +94,7 @@ def main() -> None:
     cfg = _common.real_config(train_split=f"train[:{examples}]",
                               validation_split=f"train[-{validation}:]", image_size=size,
                               batch_size=64, search_space=space_file, search_epochs=epochs)
-    from tftransfer import data as data_lib
+    from tftransfer.data import pipeline as data_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
     random_trials = _search(cfg, data, "random", max_trials=trial_count)

@@ -18,7 +18,8 @@ import os
 import statistics
 
 import _common
-from tftransfer import performance
+
+from tftransfer.evaluate import performance
 
 
 def _add_arguments(parser) -> None:
@@ -37,7 +38,7 @@ def _p(values: list[float], q: int) -> float:
 
 
 def _tflite_table(classifier, data, size: int, repeats: int, folder: str) -> None:
-    from tftransfer import tflite
+    from tftransfer.compress import tflite
 
     calibration = tflite.representative_images(data.train_unbatched, size=data.sizes["train"],
                                                count=32, seed=0)
@@ -63,7 +64,11 @@ def main() -> None:
     cfg = _common.real_config(train_split="train[:640]", image_size=size, batch_size=batch)
     import numpy as np
     import tensorflow as tf
-    from tftransfer import data as data_lib, export, model as model_lib, performance
+
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.evaluate import performance
+    from tftransfer.export import saved_model as export
+    from tftransfer.model import classifier as model_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
     classifier, backbone = model_lib.build_model(cfg, data.num_classes)

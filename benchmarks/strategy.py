@@ -23,7 +23,7 @@ def _add_arguments(parser) -> None:
 
 
 def _classifier(cfg, num_classes: int, strategy, steps: int):
-    from tftransfer import model as model_lib
+    from tftransfer.model import classifier as model_lib
 
     with strategy.scope():
         model, backbone = model_lib.build_model(cfg, num_classes)
@@ -41,7 +41,8 @@ def main() -> None:
     cfg = _common.real_config(train_split=f"train[:{examples}]", validation_fraction=0.0,
                               image_size=size, batch_size=64, fine_tune_depth=-1,
                               bn_inference=False)
-    from tftransfer import data as data_lib, distribute
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.distribute import strategy as distribute
 
     mirrored = distribute.make_strategy("mirrored", cfg.data.batch_size)
     default = distribute.make_strategy("auto", cfg.data.batch_size)

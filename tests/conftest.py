@@ -62,8 +62,8 @@ def lite0_handle(tmp_path_factory) -> str:
 
 def make_config(output_dir, **values):
     """A validated RunConfig from flag-style values (small, fast defaults for tests)."""
-    from tftransfer import config as config_lib
-    from tftransfer.validation import validate
+    from tftransfer.config import run_config as config_lib
+    from tftransfer.config.validation import validate
     defaults = {"image_size": 24, "batch_size": 16, "epochs": 2, "head_epochs": 1,
                 "output_dir": str(output_dir), "augmentations": ["flip"]}
     return validate(config_lib.from_flat({**defaults, **values}))

@@ -23,7 +23,7 @@ def _pause(marker: str) -> None:
 
 
 def _pause_at_trial(n: int, marker: str) -> None:
-    from tftransfer import search
+    from tftransfer.search import tuning as search
     fit, calls = search.TransferHyperModel.fit, []
 
     def paused_fit(self, *args, **kwargs):
@@ -69,7 +69,7 @@ def main() -> None:
         _pause_after_saving(marker)
     else:
         raise SystemExit(f"unknown pause point {point!r}")
-    from tftransfer import run
+    from tftransfer.cli import run
     sys.argv = ["tftransfer.run", *flags]
     run.entry_point()
 

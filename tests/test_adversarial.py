@@ -6,13 +6,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import make_config
 from PIL import Image
 
-from conftest import make_config
-from tftransfer import adversarial, data as data_lib, distribute, evaluate, model as model_lib
-from tftransfer import robustness, search, train as train_lib
-from tftransfer.config import ConfigError
-from tftransfer import search_space
+from tftransfer.config.run_config import ConfigError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.evaluate import robustness, splits as evaluate
+from tftransfer.model import classifier as model_lib
+from tftransfer.search import space as search_space, tuning as search
+from tftransfer.train import adversarial, training as train_lib
 
 
 def _classifier(cfg, num_classes, strategy):

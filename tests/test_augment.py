@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import augment
+from tftransfer.data import augment
 
 SEED = tf.constant([7, 11], tf.int64)
 

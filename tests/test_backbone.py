@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer.backbone import HubBackbone
-from tftransfer.distribute import make_strategy
-from tftransfer.errors import BackboneError
+from tftransfer.config.errors import BackboneError
+from tftransfer.distribute.strategy import make_strategy
+from tftransfer.model.backbone import HubBackbone
 
 
 def _classifier(backbone, size=24, classes=3):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 # Longest first: the smoke runs go two at a time (much of each is single-threaded tracing).

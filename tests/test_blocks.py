@@ -1,7 +1,7 @@
 import pytest
 
-from tftransfer.blocks import STEM, group_blocks, trainable_indices
-from tftransfer.config import DEFAULT_BLOCK_PATTERN
+from tftransfer.config.run_config import DEFAULT_BLOCK_PATTERN
+from tftransfer.model.blocks import STEM, group_blocks, trainable_indices
 
 LITE = ["stem/conv/kernel:0", "stem/bn/gamma:0", "blocks_0/dw/kernel:0", "blocks_0/bn/gamma:0",
         "blocks_1/dw/kernel:0", "blocks_10/dw/kernel:0", "head/conv/kernel:0", "head/bn/beta:0"]

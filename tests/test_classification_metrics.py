@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tftransfer import classification_metrics
+from tftransfer.evaluate import metrics as classification_metrics
 
 NAMES3 = ["cat", "dog", "fox"]
 

@@ -15,9 +15,9 @@ import sys
 
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, write_color_folder
-from tftransfer.search_space import OVERRIDABLE
+
+from tftransfer.search.space import OVERRIDABLE
 
 BASE = ["--dataset=mnist", "--hub_handle={hub}", "--output_dir={out}"]
 IMAGES = ["--dataset={colors}", "--hub_handle={hub}", "--output_dir={out}", "--image_size=24"]

@@ -4,10 +4,10 @@ import json
 import os
 
 import pytest
-
 from conftest import make_config
-from tftransfer import cluster
-from tftransfer.config import ConfigError, RunConfig
+
+from tftransfer.config import cluster
+from tftransfer.config.run_config import ConfigError, RunConfig
 
 ADDRESSES = ["127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"]
 

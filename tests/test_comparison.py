@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tftransfer import comparison
-from tftransfer.report_format import Figure, Table, to_markdown
+from tftransfer.report import comparison
+from tftransfer.report.format import Figure, Table, to_markdown
 
 CORRUPTIONS = {"gaussian_noise": (0.04, 0.08, 0.16), "jpeg": (40, 20, 8)}
 

@@ -5,11 +5,15 @@ import types
 import keras
 import numpy as np
 import pytest
-
 from conftest import make_config, write_color_folder
-from tftransfer import (compression, compression_table, data as data_lib, export,
-                        model as model_lib, train as train_lib)
-from tftransfer.errors import DataError
+
+from tftransfer.compress import compression
+from tftransfer.config.errors import DataError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.export import saved_model as export
+from tftransfer.model import classifier as model_lib
+from tftransfer.report import compression_table
+from tftransfer.train import training as train_lib
 
 TFLITE = ["float", "dynamic", "float16", "int8"]
 

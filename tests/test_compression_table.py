@@ -1,4 +1,4 @@
-from tftransfer import compression_table
+from tftransfer.report import compression_table
 
 
 def _variant(name, accuracy, drop, flagged, size=3 * 2**20):

@@ -6,11 +6,13 @@ import sys
 
 import pytest
 from absl import flags
-
 from conftest import REPO
-from tftransfer import config as config_lib, flags as flags_lib, search_space
-from tftransfer.config import ConfigError, RunConfig
-from tftransfer.validation import validate
+
+from tftransfer.cli import flags as flags_lib
+from tftransfer.config import run_config as config_lib
+from tftransfer.config.run_config import ConfigError, RunConfig
+from tftransfer.config.validation import validate
+from tftransfer.search import space as search_space
 
 
 def _valid(tmp_path, tiny_hub_dir, **changes) -> RunConfig:
@@ -99,7 +101,7 @@ def test_cli_unknown_flag_in_flagfile_is_one_line_exit_2(tmp_path):
 
 
 def test_validation_does_not_import_tensorflow(tmp_path, tiny_hub_dir):
-    code = ("import sys; from tftransfer import flags, config, validation;"
+    code = ("import sys; from tftransfer.cli import flags; from tftransfer.config import run_config as config, validation;"
             f"validation.validate(config.from_flat({{'dataset': 'mnist', 'hub_handle': "
             f"{tiny_hub_dir!r}, 'output_dir': {str(tmp_path)!r}}}));"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
@@ -113,7 +115,8 @@ def test_to_flat_inverts_from_flat(tmp_path, tiny_hub_dir):
 
 def test_float_list_flags_parse_to_floats(tmp_path, tiny_hub_dir):
     from absl import flags
-    from tftransfer import flags as flags_lib
+
+    from tftransfer.cli import flags as flags_lib
     values = flags.FlagValues()
     flags_lib.define_flags(values)
     values(["run", "--dataset=mnist", f"--hub_handle={tiny_hub_dir}",

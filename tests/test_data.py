@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import write_color_folder
 from PIL import Image
 
-from conftest import write_color_folder
-from tftransfer import data as data_lib
-from tftransfer.config import DataConfig
-from tftransfer.errors import DataError
-from tftransfer.folder_source import load_folder
+from tftransfer.config.errors import DataError
+from tftransfer.config.run_config import DataConfig
+from tftransfer.data import pipeline as data_lib
+from tftransfer.data.folder_source import load_folder
 
 
 def _cfg(dataset, **changes):

@@ -6,8 +6,9 @@ import types
 import pytest
 import tensorflow as tf
 
-from tftransfer import cluster, distribute
-from tftransfer.config import ConfigError
+from tftransfer.config import cluster
+from tftransfer.config.run_config import ConfigError
+from tftransfer.distribute import strategy as distribute
 
 
 @pytest.mark.parametrize("name, replicas", [("mirrored", 2), ("one_device", 1), ("auto", 1)])

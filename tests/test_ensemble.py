@@ -8,11 +8,17 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import data as data_lib, distribute, ensemble, evaluate, export_layout
-from tftransfer import comparison, model as model_lib, search, train as train_lib
-from tftransfer import variants
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.evaluate import splits as evaluate
+from tftransfer.export import layout as export_layout
+from tftransfer.model import classifier as model_lib
+from tftransfer.report import comparison
+from tftransfer.search import tuning as search
+from tftransfer.train import training as train_lib
+from tftransfer.variants import ensemble, evaluation as variants
 
 HERE = os.path.dirname(__file__)
 

@@ -7,11 +7,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import make_config
 from tensorflow_serving.apis import prediction_log_pb2
 
-from conftest import make_config
-from tftransfer import data as data_lib, export, export_layout, model as model_lib, warmup
-from tftransfer.errors import DataError
+from tftransfer.config.errors import DataError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.export import layout as export_layout, saved_model as export, warmup
+from tftransfer.model import classifier as model_lib
 
 HERE = os.path.dirname(__file__)
 WARMUP_COUNT = 4

@@ -1,7 +1,7 @@
 import pytest
 
-from tftransfer import export_layout
-from tftransfer.errors import UserError
+from tftransfer.config.errors import UserError
+from tftransfer.export import layout as export_layout
 
 
 def _version(base, name, complete=True):

@@ -1,7 +1,9 @@
 import numpy as np
-
 from conftest import make_config
-from tftransfer import data as data_lib, features, model as model_lib
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.model import classifier as model_lib
+from tftransfer.search import feature_cache as features
 
 
 def _never_called():

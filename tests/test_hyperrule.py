@@ -1,4 +1,4 @@
-from tftransfer.hyperrule import LARGE, SMALL, prior
+from tftransfer.search.hyperrule import LARGE, SMALL, prior
 
 
 def test_tiny_datasets_search_frozen_first():

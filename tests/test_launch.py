@@ -10,9 +10,10 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
-from tftransfer import cluster, launch
+
+from tftransfer.cli import launch
+from tftransfer.config import cluster
 
 SLEEP = "import time; time.sleep(600)"
 
@@ -77,7 +78,7 @@ def test_the_timeout_stops_everything():
 
 
 def _launcher_with_a_sleeper():
-    code = ("import sys\nfrom tftransfer import launch\n"
+    code = ("import sys\nfrom tftransfer.cli import launch\n"
             f"spec = launch.ProcessSpec('sleeper', [sys.executable, '-c', {SLEEP!r}], {{}})\n"
             "sys.exit(launch.run_cluster([spec]))")
     process = subprocess.Popen(_python(code), cwd=REPO, stdout=subprocess.PIPE, text=True)

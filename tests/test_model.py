@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from tftransfer import model as model_lib
-from tftransfer.config import HeadConfig, TrainConfig
+from tftransfer.config.run_config import HeadConfig, TrainConfig
+from tftransfer.model import classifier as model_lib
 
 
 def test_head_shapes_and_float32_probabilities_under_mixed_precision():

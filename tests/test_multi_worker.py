@@ -14,9 +14,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import REPO, make_config, write_color_folder
-from tftransfer import run as run_lib
+
+from tftransfer.cli import run as run_lib
 
 LAUNCH_SECONDS = 900
 ACCURACY_TOLERANCE = 0.1

@@ -1,7 +1,9 @@
 import numpy as np
-
 from conftest import make_config
-from tftransfer import export, model as model_lib, performance
+
+from tftransfer.evaluate import performance
+from tftransfer.export import saved_model as export
+from tftransfer.model import classifier as model_lib
 
 
 def test_measures_both_models_and_sizes(tmp_path, tiny_hub_dir, color_folder):

@@ -3,7 +3,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tftransfer import plots
+from tftransfer.report import plots
 
 
 def _image(png: bytes) -> Image.Image:

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
-from tftransfer import predict
-from tftransfer.errors import UserError
+from tftransfer.cli import predict
+from tftransfer.config.errors import UserError
 
 NAMES = ["reddish", "greenish", "bluish"]
 SAMPLES = ["cifar10_00_3.png", "imagenet_03_990.jpg", "mnist_00_7.png",

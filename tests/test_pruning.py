@@ -4,10 +4,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import data as data_lib, distribute, model as model_lib, pruning
-from tftransfer.export_layout import PIXELS_SIGNATURE
+
+from tftransfer.compress import pruning
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.export.layout import PIXELS_SIGNATURE
+from tftransfer.model import classifier as model_lib
 
 TARGET = 0.6
 

@@ -16,11 +16,12 @@ import time
 
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import export, export_layout, model as model_lib
-from tftransfer import run as run_lib
-from tftransfer.errors import StorageError, as_storage_error
+
+from tftransfer.cli import run as run_lib
+from tftransfer.config.errors import StorageError, as_storage_error
+from tftransfer.export import layout as export_layout, saved_model as export
+from tftransfer.model import classifier as model_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)

@@ -5,10 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-
 import test_compression_table
 from conftest import make_config
-from tftransfer import classification_metrics, report
+
+from tftransfer.evaluate import metrics as classification_metrics
+from tftransfer.report import report
 
 NAMES = ["cat", "dog", "bird"]
 

@@ -1,6 +1,6 @@
 import base64
 
-from tftransfer.report_format import Figure, Heading, Paragraph, Table, to_html, to_markdown
+from tftransfer.report.format import Figure, Heading, Paragraph, Table, to_html, to_markdown
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
                        "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")

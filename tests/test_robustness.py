@@ -2,11 +2,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import data as data_lib, distribute, evaluate, model as model_lib
-from tftransfer import robustness
-from tftransfer import train as train_lib
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.evaluate import robustness, splits as evaluate
+from tftransfer.model import classifier as model_lib
+from tftransfer.train import training as train_lib
 
 
 def _trained(tmp_path, hub, folder, strategy_name="auto", learning_rate=0.05):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
-from PIL import Image
-
 from conftest import make_config
+from PIL import Image
 from test_export import serve_in_fresh_process
-from tftransfer import run as run_lib
+
+from tftransfer.cli import run as run_lib
 
 
 def _changed_variables(handle, classifier):
@@ -166,8 +166,8 @@ def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, c
 
 
 def test_predict_cli_on_the_real_export_with_real_fashion_mnist_photos(real_run):
-    from tftransfer import predict
     from tftransfer.assets.efficientnet_lite import sample_images
+    from tftransfer.cli import predict
     _, outputs = real_run
     samples = sample_images("fashionMNIST")
     results = predict.predict_files(outputs.export_dir, [p for p, _ in samples], top_k=3,

@@ -4,11 +4,14 @@ import os
 import psutil
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import backbone as backbone_lib, data as data_lib, distribute, search
-from tftransfer import train as train_lib, tuners
-from tftransfer.errors import TrainingDiverged, UserError
+
+from tftransfer.config.errors import TrainingDiverged, UserError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.model import backbone as backbone_lib
+from tftransfer.search import tuners, tuning as search
+from tftransfer.train import training as train_lib
 
 
 def _search_config(tmp_path, hub, folder, space=None, **values):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tftransfer import search_space as ss
-from tftransfer.config import ConfigError
-from tftransfer.hyperrule import prior
+from tftransfer.config.run_config import ConfigError
+from tftransfer.search import space as ss
+from tftransfer.search.hyperrule import prior
 
 
 def test_default_space_follows_the_prior_and_flags():

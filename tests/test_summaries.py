@@ -8,9 +8,9 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import make_config
-from tftransfer import run as run_lib
+
+from tftransfer.cli import run as run_lib
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftransfer import tflite
+from tftransfer.compress import tflite
 
 
 def _class_ordered_split(per_class=100, classes=3):

@@ -4,10 +4,12 @@ import warnings
 
 import keras
 import pytest
-
 from conftest import make_config
-from tftransfer.errors import TrainingDiverged
-from tftransfer import data as data_lib, model as model_lib, train as train_lib
+
+from tftransfer.config.errors import TrainingDiverged
+from tftransfer.data import pipeline as data_lib
+from tftransfer.model import classifier as model_lib
+from tftransfer.train import training as train_lib
 
 
 def _setup(cfg):

@@ -1,7 +1,7 @@
 import keras_tuner as kt
 import pytest
 
-from tftransfer import hyperrule, search_space, tuners
+from tftransfer.search import hyperrule, space as search_space, tuners
 
 ORACLES = {"random": lambda: kt.oracles.RandomSearchOracle(max_trials=5, seed=1),
            "bayesian": lambda: kt.oracles.BayesianOptimizationOracle(max_trials=5, seed=1),

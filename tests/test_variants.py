@@ -1,10 +1,13 @@
 import os
 
 import numpy as np
-
 from conftest import make_config
-from tftransfer import comparison, data as data_lib, model as model_lib, train as train_lib
-from tftransfer import variants
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.model import classifier as model_lib
+from tftransfer.report import comparison
+from tftransfer.train import training as train_lib
+from tftransfer.variants import evaluation as variants
 
 
 def test_adversarial_variant_is_evaluated_and_exported(tmp_path, tiny_hub_dir, color_folder):

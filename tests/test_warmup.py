@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import make_config
-from tftransfer import data as data_lib, warmup
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.export import warmup
 
 
 def _pixels(split, count):

@@ -3,29 +3,31 @@
 Writes the Lite0 feature-vector SavedModel and the prepared Fashion-MNIST into the cache
 folder that experiments/quickstart.flags points at. Idempotent.
 """
-import sys
-
-from absl import app, flags, logging
+from absl import flags, logging
 
 from tftransfer import assets
-from tftransfer.errors import UserError
+from tftransfer.cli import common
+from tftransfer.config.errors import UserError
 
-_CACHE_DIR = flags.DEFINE_string("cache_dir", assets.DEFAULT_CACHE_DIR,
-                                 "Folder for the offline assets.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("cache_dir", assets.DEFAULT_CACHE_DIR, "Folder for the offline assets.")
 
 
 def main(argv) -> None:
     del argv
-    try:
-        built = assets.build_all(_CACHE_DIR.value)
-    except (UserError, FileNotFoundError, RuntimeError) as e:
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+    with common.user_errors():
+        try:
+            built = assets.build_all(FLAGS.cache_dir)
+        except (FileNotFoundError, RuntimeError) as e:  # a missing Debian file or package
+            raise UserError(str(e)) from None
     logging.info("Offline assets ready: %s", built)
 
 
 def entry_point() -> None:
-    app.run(main)
+    common.start(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""`python -m tftransfer.run --flagfile=F [--flag=value ...]`: one transfer-learning run.
+
+Wires the stages: flags -> config -> data -> model -> train -> evaluate -> export.
+A UserError (bad flag, data or handle) ends the run with one line and exit status 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging as std_logging
+import os
+
+from absl import logging
+
+from tftransfer.cli import common, flags as flags_lib
+from tftransfer.config import cluster
+from tftransfer.outputs import files as atomic
+
+
+def _log_to_file(output_dir: str, name: str = "run.log") -> None:
+    handler = std_logging.FileHandler(os.path.join(output_dir, name))
+    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.get_absl_logger().addHandler(handler)
+
+
+def _write_json(path: str, payload) -> None:
+    atomic.write_json(path, payload, indent=2, sort_keys=True)
+
+
+def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
+    """TensorBoard pictures and summaries, then report.md/.html, from the final metrics."""
+    from tftransfer.config import run_config as config_lib
+    from tftransfer.report import report, summaries
+
+    images, labels = next(iter(data.train))
+    figures = report.run_figures(metrics, data.class_names, images.numpy(), labels.numpy())
+    splits = {s: metrics[s] for s in ("validation", "test") if s in metrics}
+    last_epoch = sum(p["epochs"] for p in metrics["training"]["phases"])
+    summaries.write_run_summaries(os.path.join(cfg.output_dir, "tensorboard"),
+                                  config_lib.to_flat(cfg), splits, predictions,
+                                  data.class_names, figures, step=last_epoch)
+    report.write_report(cfg.output_dir, figures)
+
+
+@dataclasses.dataclass
+class RunOutputs:
+    metrics: dict
+    classifier: object      # keras.Model
+    data: object            # data.DataBundle
+    export_dir: str
+
+
+def _start(cfg):
+    """The strategy (first: MultiWorkerMirroredStrategy must exist before any other
+    TensorFlow op runs), seeds, determinism and precision."""
+    import keras
+    import tensorflow as tf
+
+    from tftransfer.distribute import strategy as distribute
+
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if cfg.train.mixed_precision:
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    return strategy
+
+
+def _search(cfg, data, strategy):
+    """Searches; returns (cfg with the best values, the SearchResult), or None on a tuner
+    worker, which only runs trials: the search's chief trains and exports the best."""
+    import keras
+
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.search import tuning as search
+
+    found = search.run_search(cfg, data, strategy)
+    if cluster.is_tuner_worker():
+        return None
+    cfg = search.apply_values(cfg, found.best_values)
+    batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
+                                             strategy.num_replicas_in_sync)
+    data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
+    # The final training must not depend on how many trials ran in this process (a
+    # resumed search runs fewer).
+    keras.utils.set_random_seed(cfg.seed)
+    return cfg, found
+
+
+def _train(cfg, data, strategy):
+    from tftransfer.model import classifier as model_lib
+    from tftransfer.train import training as train_lib
+
+    with strategy.scope():
+        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
+        trained = train_lib.train(classifier, backbone, data, cfg)
+    return classifier, backbone, trained
+
+
+def _evaluate(classifier, data, trained):
+    from tftransfer.evaluate import splits as evaluate
+
+    metrics, predictions = evaluate.evaluate_splits(classifier, data)
+    metrics["class_names"] = data.class_names
+    metrics["training"] = {"phases": [vars(p) for p in trained.phases],
+                           "best_validation_accuracy": trained.best_validation_accuracy}
+    metrics["data"] = {"sizes": data.sizes, "skipped": data.skipped,
+                       "class_counts": data.class_counts}
+    return metrics, predictions
+
+
+def _export(cfg, classifier, backbone, data, metrics, trained) -> str:
+    """The SavedModel, its measured performance, and the compressed variants."""
+    from tftransfer.compress import compression
+    from tftransfer.evaluate import performance
+    from tftransfer.export import saved_model as export, warmup
+
+    export_dir = export.export_saved_model(
+        classifier, data.class_names, cfg.data.image_size, backbone.module,
+        os.path.join(cfg.output_dir, "saved_model"), version=cfg.export.export_version,
+        warmup_images=warmup.validation_images(data, cfg.export.warmup_requests))
+    metrics["performance"] = performance.measure(classifier, export_dir, cfg.data.image_size,
+                                                 serving_batch=cfg.data.batch_size)
+    metrics["performance"]["training_images_per_second"] = {
+        p.name: p.images_per_second for p in trained.phases}
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+    compression.compress_and_evaluate(classifier, backbone, data, cfg, export_dir)
+    return export_dir
+
+
+def _variants(cfg, classifier, backbone, data, metrics, found, strategy) -> None:
+    """Robustness of the main model, the ensemble and the adversarially fine-tuned copy,
+    and their side-by-side comparison, into metrics.json."""
+    from tftransfer.evaluate import robustness
+    from tftransfer.report import comparison
+    from tftransfer.variants import evaluation as variants
+
+    if cfg.robustness.robustness_eval:
+        metrics["robustness"] = robustness.evaluate_robustness(classifier, data, cfg)
+    if found is not None and cfg.robustness.ensemble_top_k:
+        metrics["ensemble"] = variants.ensemble_variant(classifier, backbone, found, data, cfg,
+                                                        strategy)
+    if cfg.train.adversarial != "none":
+        metrics["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
+    metrics["comparison"] = comparison.rows(metrics)
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+
+
+def run(cfg) -> RunOutputs | None:
+    """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
+    Returns None on a distributed search's tuner worker."""
+    from tftransfer.data import pipeline as data_lib
+
+    strategy = _start(cfg)
+    data = data_lib.load_data(cfg.data, cfg.seed, os.path.join(cfg.output_dir, "cache"),
+                              strategy.num_replicas_in_sync)
+    atomic.write_text(os.path.join(cfg.output_dir, "labels.txt"),
+                      "".join(f"{name}\n" for name in data.class_names))
+    chosen = found = None
+    if cfg.search.search != "none":
+        searched = _search(cfg, data, strategy)
+        if searched is None:
+            return None
+        cfg, found = searched
+        chosen = found.best_values
+    cfg.save(os.path.join(cfg.output_dir, "config.json"), chosen_hyperparameters=chosen)
+    classifier, backbone, trained = _train(cfg, data, strategy)
+    metrics, predictions = _evaluate(classifier, data, trained)
+    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+    export_dir = _export(cfg, classifier, backbone, data, metrics, trained)
+    _variants(cfg, classifier, backbone, data, metrics, found, strategy)
+    _publish(cfg, metrics, predictions, data)
+    logging.info("Test accuracy %s; performance %s",
+                 metrics.get("test", {}).get("accuracy"), metrics["performance"])
+    return RunOutputs(metrics, classifier, data, export_dir)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
+    with common.user_errors():
+        cfg = flags_lib.config_from_flags()
+        cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
+        with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
+            _log_to_file(cfg.output_dir, cluster.log_file_name())
+            run(cfg)
+
+
+def entry_point() -> None:
+    common.start(main, flags_lib.define_flags)
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,231 @@
+"""The input stage: a TFDS name or an image folder -> batched tf.data splits.
+
+Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]). Decoding and
+resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
+augmentation (augment.py) runs on training batches only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tftransfer.config.errors import DataError
+from tftransfer.config.run_config import DataConfig, is_tfds_name
+from tftransfer.data import augment as augment_lib, folder_source, tfds_source
+
+AUTOTUNE = tf.data.AUTOTUNE
+RESIZE_BATCH = 256             # images resized per call, when they are equal-sized
+RESIZE_BATCH_BYTES = 2**24     # ... and small enough for this many bytes of them
+
+
+@dataclasses.dataclass
+class Examples:
+    """One split before batching: (image uint8 [H, W, C] or file path, label) pairs."""
+    dataset: tf.data.Dataset
+    size: int
+    from_files: bool
+
+
+@dataclasses.dataclass
+class DataBundle:
+    class_names: list[str]
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset | None
+    sizes: dict[str, int]
+    class_counts: dict[str, list[int]]
+    skipped: dict[str, int]
+    train_unbatched: tf.data.Dataset = None     # resized uint8, before shuffling/augmentation
+    fingerprint: str = ""                       # identifies the examples in each split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _resized(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [..., H, W, C] -> float32 [..., size, size, C]. Antialiasing matters only where
+    a side shrinks: enlarging with it gives the same pixels at about 3x the cost."""
+    height, width = image.shape[-3], image.shape[-2]
+    if height is not None and width is not None:
+        return tf.image.resize(image, [size, size], antialias=height > size or width > size)
+    shape = tf.shape(image)
+    return tf.cond((shape[-3] > size) | (shape[-2] > size),
+                   lambda: tf.image.resize(image, [size, size], antialias=True),
+                   lambda: tf.image.resize(image, [size, size]))
+
+
+def _to_rgb_resized(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [..., H, W, 1|3|4] -> uint8 RGB [..., size, size, 3] (grey repeated, alpha
+    dropped). Grey is resized before it is repeated: a third of the work."""
+    resized = _resized(image[..., :3], size)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    if resized.shape[-1] == 1:
+        resized = tf.repeat(resized, 3, axis=-1)
+    elif resized.shape[-1] is None:
+        resized = tf.cond(tf.shape(resized)[-1] == 1,
+                          lambda: tf.repeat(resized, 3, axis=-1), lambda: resized)
+    resized.set_shape(resized.shape[:-1] + [3])
+    return resized
+
+
+def preprocess_pixels(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [H, W, C] -> float32 [size, size, 3] in [0, 1], exactly as training saw it."""
+    return tf.cast(_to_rgb_resized(image, size), tf.float32) / 255.0
+
+
+def preprocess_encoded(encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """Encoded image bytes -> float32 [size, size, 3] in [0, 1], exactly as training saw them."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return preprocess_pixels(image, size)
+
+
+def _decoded(examples: Examples, size: int) -> tf.data.Dataset:
+    def prepare(image_or_path, label):
+        image = folder_source.decode_file(image_or_path) if examples.from_files else image_or_path
+        return _to_rgb_resized(image, size), tf.cast(label, tf.int32)
+
+    shape = examples.dataset.element_spec[0].shape
+    if examples.from_files or not shape.is_fully_defined():
+        return examples.dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    # Equal-sized images (most TFDS datasets) are resized a batch at a time: the same pixels
+    # for a fraction of the per-image calls' overhead.
+    per_call = max(1, min(RESIZE_BATCH, RESIZE_BATCH_BYTES // shape.num_elements()))
+    resized = examples.dataset.batch(per_call).map(
+        prepare, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+    return resized.apply(tf.data.experimental.assert_cardinality(examples.size))
+
+
+def _cached(ds: tf.data.Dataset, split: str, n: int, cfg: DataConfig, cache_dir: str):
+    mode = cfg.cache
+    if mode == "auto":
+        megabytes = n * cfg.image_size * cfg.image_size * 3 / 2**20
+        mode = "memory" if megabytes <= cfg.cache_limit_mb else "disk"
+    if mode == "memory":
+        return ds.cache()
+    if mode == "disk":
+        os.makedirs(cache_dir, exist_ok=True)
+        return ds.cache(os.path.join(cache_dir, f"{split}_{cfg.image_size}px"))
+    return ds
+
+
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32) / 255.0, labels
+
+
+def replica_safe_batch_size(batch_size: int, split_size: int, replicas: int) -> int:
+    """A batch size <= batch_size whose first and last batches give every replica data.
+
+    Keras 3.15 builds a distributed model from the first batch reduced across replicas
+    (fails when it splits unevenly), and a restored SavedModel function fails on the empty
+    per-replica batch a tiny final batch leaves. Usually batch_size itself qualifies."""
+    if replicas <= 1:
+        return batch_size
+    for candidate in range(min(batch_size, split_size), 0, -1):
+        remainder = split_size % candidate
+        if candidate % replicas == 0 and (remainder == 0 or remainder >= replicas):
+            return candidate
+    raise DataError(f"a split of {split_size} examples cannot feed {replicas} replicas")
+
+
+def _shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker input: each worker reads the same identically shuffled (same seed)
+    examples and keeps its own share of every batch. FILE sharding (tf.data's AUTO pick for
+    TFDS's record files) would split files that may be fewer than the workers, beneath the
+    cache and the held-out split; folder pipelines read no files tf.data can see."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return ds.with_options(options)
+
+
+def batched(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
+    return _shard_by_data(ds.prefetch(AUTOTUNE))
+
+
+def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
+                      batch_size: int) -> tf.data.Dataset:
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
+    augment = augment_lib.augmenter(cfg.augmentations if cfg.augment else ())
+    if augment:
+        ds = augment_lib.seeded_batches(ds, seed).map(augment, num_parallel_calls=AUTOTUNE)
+    return _shard_by_data(ds.prefetch(AUTOTUNE))
+
+
+def _file_fingerprint(files: dict[str, list[tuple[str, int]]]) -> str:
+    digest = hashlib.sha1()
+    for split in sorted(files):
+        for path, label in files[split]:
+            stat = os.stat(path)
+            digest.update(f"{split}|{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _load_examples(cfg: DataConfig, seed: int):
+    if is_tfds_name(cfg.dataset):
+        class_names, splits, version = tfds_source.load_tfds(cfg)
+        fingerprint = json.dumps([cfg.dataset, version, cfg.train_split, cfg.validation_split,
+                                  cfg.test_split, cfg.validation_fraction])
+        return class_names, {s: Examples(*pair, from_files=False) if pair else None
+                             for s, pair in splits.items()}, {}, {}, fingerprint
+    folders = folder_source.load_folder(cfg.dataset, cfg.validation_fraction,
+                                        cfg.test_fraction, seed)
+
+    def examples(items):
+        paths = [p for p, _ in items]
+        labels = [label for _, label in items]
+        return Examples(tf.data.Dataset.from_tensor_slices((paths, labels)), len(items), True)
+    splits = {s: examples(items) if items else None for s, items in folders.files.items()}
+    counts = {s: [sum(1 for _, y in items if y == c) for c in range(len(folders.class_names))]
+              for s, items in folders.files.items() if items}
+    return (folders.class_names, splits, counts, folders.skipped,
+            _file_fingerprint(folders.files))
+
+
+def subset(ds: tf.data.Dataset, size: int, fraction: float, seed: int):
+    """A seeded random `fraction` of an unbatched split: (dataset, its size)."""
+    if fraction >= 1.0:
+        return ds, size
+    keep = np.random.default_rng(seed).random(size) < fraction
+    mask = tf.constant(keep)
+    chosen = ds.enumerate().filter(lambda i, _: mask[i]).map(lambda _, example: example)
+    return chosen, int(keep.sum())
+
+
+def count_labels(ds: tf.data.Dataset, num_classes: int) -> list[int]:
+    """Examples per class of an unbatched (image, label) split. Iterating a cached split
+    fills its cache, so this costs the decoding the first epoch would otherwise do."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for labels in ds.map(lambda _, label: label).batch(8192).as_numpy_iterator():
+        counts += np.bincount(labels, minlength=num_classes)
+    return counts.tolist()
+
+
+def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
+    """Loads, splits, decodes and batches the data described by `cfg`."""
+    class_names, examples, class_counts, skipped, fingerprint = _load_examples(cfg, seed)
+    sizes = {s: e.size for s, e in examples.items() if e is not None}
+    decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
+               for s, e in examples.items() if e is not None}
+    batch = {s: replica_safe_batch_size(cfg.batch_size, n, replicas) for s, n in sizes.items()}
+    if not class_counts:  # TFDS does not record them
+        class_counts = {s: count_labels(ds, len(class_names)) for s, ds in decoded.items()}
+    logging.info("Data %s: %d classes, split sizes %s, skipped %s", cfg.dataset,
+                 len(class_names), sizes, skipped or "none")
+    return DataBundle(
+        class_names=class_names,
+        train=training_pipeline(decoded["train"], cfg, seed, batch["train"]),
+        validation=batched(decoded["validation"], batch["validation"])
+        if "validation" in decoded else None,
+        test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,
+        sizes=sizes, class_counts=class_counts, skipped=skipped,
+        train_unbatched=decoded["train"], fingerprint=fingerprint)

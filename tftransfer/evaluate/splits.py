@@ -1,0 +1,27 @@
+"""Metrics of a trained in-memory classifier on the validation and test splits, computed
+exactly as `python -m tftransfer.evaluate` (cli/evaluate.py) computes them for an export."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from tftransfer.data.pipeline import DataBundle
+from tftransfer.evaluate import metrics as classification_metrics
+
+
+def predict_split(classifier: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [N], probabilities [N, C]) of one inference pass over a batched split."""
+    labels = np.concatenate([y for _, y in dataset.as_numpy_iterator()])
+    return labels, classifier.predict(dataset, verbose=0)
+
+
+def evaluate_splits(classifier: keras.Model, data: DataBundle):
+    """({split: metrics}, {split: (labels, probabilities)}) for the validation and test
+    splits that exist; the metrics are computed exactly as for an exported model."""
+    metrics, predictions = {}, {}
+    for split, dataset in (("validation", data.validation), ("test", data.test)):
+        if dataset is not None:
+            predictions[split] = predict_split(classifier, dataset)
+            metrics[split] = classification_metrics.compute(*predictions[split],
+                                                            data.class_names)
+    return metrics, predictions

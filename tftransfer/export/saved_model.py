@@ -1,0 +1,132 @@
+"""The export stage: a versioned SavedModel for TF Serving, written atomically.
+
+Layout (see export_layout.py): `<base>/<version>/` holds saved_model.pb, variables/,
+assets/labels.txt and, with warm-up images, assets.extra/tf_serving_warmup_requests.
+Signatures, both returning `probabilities` [N, C] float32 and `classes` [N] string (the
+labels.txt line of the most probable class):
+- `serving_default`: `images`, 1-D tf.string of encoded JPEG/PNG/BMP/GIF of any size;
+- `serving_pixels`: `pixels`, uint8 [N, H, W, 3] of any H, W.
+Both resize and scale in the graph with the training pipeline's own functions.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tftransfer.config.errors import DataError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.export import warmup
+from tftransfer.export.layout import BYTES_SIGNATURE, LABELS_FILE, PIXELS_SIGNATURE, next_version
+
+
+def _labels_table(labels: tf.saved_model.Asset) -> tf.lookup.StaticHashTable:
+    """Line number -> line of the labels asset; re-initialised from the copy in assets/."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(labels, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                                      tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
+        default_value="")
+
+
+class ServingModule(tf.Module):
+    def __init__(self, classifier: keras.Model, labels_path: str, image_size: int, hub_module):
+        super().__init__(name="tftransfer_serving")
+        # The model is called through an untracked partial, and only the variables the hub
+        # module does not already hold are tracked: tracking the Keras model would export
+        # its optimizer's slots and a second copy of every adopted backbone weight.
+        self._predict = functools.partial(classifier.__call__, training=False)
+        in_module = {id(v) for v in hub_module.variables}
+        self.model_variables = [v for v in classifier.variables
+                                if id(getattr(v, "value", v)) not in in_module]
+        self.hub_module = hub_module  # tracked so the backbone's resources are exported
+        self.labels = tf.saved_model.Asset(labels_path)
+        self.labels_table = _labels_table(self.labels)
+        self.image_size = image_size
+
+    def _outputs(self, batch: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = self._predict(batch)
+        return {"probabilities": probabilities,
+                "classes": self.labels_table.lookup(tf.argmax(probabilities, axis=-1))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def serve_bytes(self, images):
+        size = self.image_size
+        return self._outputs(tf.map_fn(
+            lambda encoded: data_lib.preprocess_encoded(encoded, size), images,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
+    def serve_pixels(self, pixels):
+        size = self.image_size
+        return self._outputs(tf.map_fn(
+            lambda image: data_lib.preprocess_pixels(image, size), pixels,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)))
+
+    def signatures(self) -> dict:
+        return {BYTES_SIGNATURE: self.serve_bytes, PIXELS_SIGNATURE: self.serve_pixels}
+
+
+def _write_labels(class_names: Sequence[str], folder: str) -> str:
+    broken = [name for name in class_names if "\n" in name or "\r" in name]
+    if broken:
+        raise DataError(f"class names cannot hold line breaks ({LABELS_FILE} has one per "
+                        f"line): {broken}")
+    path = os.path.join(folder, LABELS_FILE)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    return path
+
+
+def _replace_atomically(staging_dir: str, version_dir: str) -> None:
+    """Renames staging_dir to version_dir; an existing version_dir is renamed away first
+    (to a hidden name, which TF Serving ignores) and deleted after."""
+    base, version = os.path.split(version_dir)
+    retired = os.path.join(base, f".retired-{version}-{uuid.uuid4().hex[:8]}")
+    if os.path.exists(version_dir):
+        os.replace(version_dir, retired)
+    os.replace(staging_dir, version_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _recover_from_killed_export(base_dir: str) -> None:
+    """Clears the hidden folders an export killed with SIGKILL (no `finally` runs) left,
+    putting back a version it had retired but not yet replaced."""
+    for name in sorted(os.listdir(base_dir)):
+        path = os.path.join(base_dir, name)
+        retired = re.fullmatch(r"\.retired-(\d+)-\w+", name)
+        if retired and not os.path.exists(os.path.join(base_dir, retired.group(1))):
+            os.replace(path, os.path.join(base_dir, retired.group(1)))
+        elif name.startswith((".staging-", ".retired-")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def export_saved_model(classifier: keras.Model, class_names: Sequence[str], image_size: int,
+                       hub_module, base_dir: str, version: int = 0,
+                       warmup_images: Sequence[bytes] = ()) -> str:
+    """Exports `<base_dir>/<version>/` (version 0: one above the highest present), with a
+    warm-up request per encoded image, through a hidden staging folder; returns the folder."""
+    os.makedirs(base_dir, exist_ok=True)
+    _recover_from_killed_export(base_dir)
+    version = version or next_version(base_dir)
+    version_dir = os.path.join(base_dir, str(version))
+    staging_dir = os.path.join(base_dir, f".staging-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        with tempfile.TemporaryDirectory() as labels_folder:
+            module = ServingModule(classifier, _write_labels(class_names, labels_folder),
+                                   image_size, hub_module)
+            tf.saved_model.save(module, staging_dir, signatures=module.signatures())
+        if warmup_images:
+            warmup.write_warmup_requests(staging_dir, warmup_images)
+        _replace_atomically(staging_dir, version_dir)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    logging.info("Exported SavedModel version %d to %s", version, version_dir)
+    return version_dir

@@ -1,0 +1,194 @@
+"""The report stage: `<output_dir>/report.md` and `report.html` from the run's own files.
+
+Reads config.json, metrics.json and, when present, search.json and compression.json, so a
+report can be rebuilt from a finished output folder
+(`python -m tftransfer.report --output_dir=DIR`). Figures are PNGs in `report_files/`;
+the HTML embeds them and stands alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Mapping
+
+from tftransfer.config import run_config as config_lib
+from tftransfer.config.errors import UserError
+from tftransfer.report import comparison, compression_table, plots
+from tftransfer.report.format import Figure, Heading, Paragraph, Table, to_html, to_markdown
+
+FIGURE_FOLDER = "report_files"
+_METRIC_COLUMNS = (("accuracy", "accuracy"), ("top5_accuracy", "top-5"),
+                   ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1"),
+                   ("auc_roc_macro_ovr", "AUC-ROC"), ("expected_calibration_error", "ECE"),
+                   ("loss", "loss"), ("num_examples", "examples"))
+
+
+def _read_json(output_dir: str, name: str):
+    path = os.path.join(output_dir, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_labels=None):
+    """{name: PNG bytes}: learning curves, the confusion matrix of the test split (else
+    validation) and, given a training batch, a grid of augmented samples."""
+    figures = {}
+    phases = metrics.get("training", {}).get("phases", [])
+    if phases:
+        figures["learning_curves"] = plots.learning_curves(phases)
+    split = "test" if "test" in metrics else "validation" if "validation" in metrics else None
+    if split:
+        figures["confusion_matrix"] = plots.confusion_matrix(
+            metrics[split]["confusion_matrix"], class_names)
+    if augmented_images is not None:
+        titles = [class_names[int(k)] for k in augmented_labels]
+        figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
+    figures.update(comparison.report_figures(metrics))
+    return figures
+
+
+def _changed_flags(saved_config: Mapping) -> list[tuple]:
+    defaults = config_lib.to_flat(config_lib.RunConfig())
+    values = {k: v for k, v in saved_config.items() if not isinstance(v, dict)}
+    for section in config_lib.SECTIONS:
+        values.update(saved_config.get(section, {}))
+    normal = lambda v: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return [(f"--{name}", normal(values[name]), normal(default) if default != "" else "(none)")
+            for name, default in defaults.items()
+            if name in values and normal(values[name]) != normal(default)]
+
+
+def _data_blocks(data: Mapping, class_names) -> list:
+    splits = [s for s in ("train", "validation", "test") if s in data["sizes"]]
+    skipped = data.get("skipped") or {}
+    blocks = [Heading("Data"),
+              Table(["split", "examples"], [(s, data["sizes"][s]) for s in splits]),
+              Paragraph("Skipped files: " + (", ".join(f"{n} {reason}" for reason, n in
+                                                       sorted(skipped.items())) or "none") + ".")]
+    counts = data.get("class_counts") or {}
+    if counts and class_names:
+        splits = [s for s in splits if s in counts]
+        blocks.append(Table(["class"] + splits,
+                            [[name] + [counts[s][k] for s in splits]
+                             for k, name in enumerate(class_names)]))
+    return blocks
+
+
+def _search_blocks(search: Mapping) -> list:
+    rows = [(rank + 1, t["trial_id"], t["status"], t["score"], t["seconds"],
+             ", ".join(f"{k}={v}" for k, v in sorted(t["hyperparameters"].items())
+                       if not k.startswith("tuner/")))
+            for rank, t in enumerate(search["trials"])]
+    return [Heading("Search ranking"),
+            Paragraph(f"{search['tuner']} search, objective {search['objective']}, "
+                      f"{len(rows)} trials, prior regime {search.get('prior')}."),
+            Table(["rank", "trial", "status", "score", "seconds", "hyperparameters"], rows)]
+
+
+def _metric_blocks(metrics: Mapping) -> list:
+    splits = [s for s in ("validation", "test") if s in metrics]
+    blocks = [Heading("Metrics"),
+              Table(["split"] + [label for _, label in _METRIC_COLUMNS],
+                    [[s] + [metrics[s].get(key) for key, _ in _METRIC_COLUMNS]
+                     for s in splits])]
+    if splits:
+        per_class = metrics[splits[-1]]["per_class"]
+        blocks += [Paragraph(f"Per class ({splits[-1]} split):"),
+                   Table(["class", "precision", "recall", "F1", "support"],
+                         [(c["class"], c["precision"], c["recall"], c["f1"], c["support"])
+                          for c in per_class])]
+    return blocks
+
+
+def _performance_blocks(performance: Mapping) -> list:
+    rows = [(f"training, phase {phase}", "throughput (images/s)", value)
+            for phase, value in performance.get("training_images_per_second", {}).items()]
+    for model in ("keras_model", "saved_model"):
+        for key, value in performance.get(model, {}).items():
+            rows.append((model.replace("_", " "), key, value))
+    rows += [("parameters", key, value) for key, value in
+             performance.get("parameters", {}).items()]
+    rows += [("export", "size (MB)", performance.get("export_megabytes")),
+             ("host", "peak memory (MB)", performance.get("peak_host_memory_megabytes"))]
+    return [Heading("Performance"), Paragraph(f"Device: {performance.get('device')}."),
+            Table(["what", "measure", "value"], rows)]
+
+
+def _compression_blocks(compression: Mapping) -> list:
+    if not compression.get("variants"):
+        return []
+    header, rows = compression_table.table(compression)
+    return [Heading("Compression"), Table(header, rows),
+            *map(Paragraph, compression_table.notes(compression))]
+
+
+def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
+    saved_config = _read_json(output_dir, "config.json")
+    metrics = _read_json(output_dir, "metrics.json")
+    class_names = metrics.get("class_names", [])
+    figure = lambda name, caption: ([Figure(figure_paths[name], caption)]  # noqa: E731
+                                    if name in figure_paths else [])
+    test_accuracy = metrics.get("test", metrics.get("validation", {})).get("accuracy")
+    blocks = [Heading("tftransfer run report", 1),
+              Paragraph(f"Dataset {saved_config['data']['dataset']}, backbone "
+                        f"{saved_config['backbone']['hub_handle']}; accuracy "
+                        f"{test_accuracy if test_accuracy is None else f'{test_accuracy:.4f}'}"
+                        f" on the {'test' if 'test' in metrics else 'validation'} split."),
+              Heading("Configuration"),
+              Table(["flag", "value", "default"], _changed_flags(saved_config))]
+    if saved_config.get("chosen_hyperparameters"):
+        blocks += [Paragraph("Chosen by the search:"),
+                   Table(["hyperparameter", "value"],
+                         sorted(saved_config["chosen_hyperparameters"].items()))]
+    blocks += _data_blocks(metrics["data"], class_names)
+    blocks += figure("augmented_samples", "Augmented training samples")
+    search = _read_json(output_dir, "search.json")
+    if search:
+        blocks += _search_blocks(search)
+    phases = metrics.get("training", {}).get("phases", [])
+    blocks += [Heading("Training"),
+               Table(["phase", "epochs", "seconds", "images/s"],
+                     [(p["name"], p["epochs"], p["seconds"], p["images_per_second"])
+                      for p in phases])]
+    blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
+    blocks += _metric_blocks(metrics)
+    blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
+    if "performance" in metrics:
+        blocks += _performance_blocks(metrics["performance"])
+    blocks += comparison.report_blocks(metrics, figure_paths)
+    blocks += _compression_blocks(_read_json(output_dir, "compression.json") or {})
+    return blocks
+
+
+def write_report(output_dir: str, figures: Mapping[str, bytes]) -> tuple[str, str]:
+    """Writes the figures, report.md and report.html; returns the two report paths."""
+    os.makedirs(os.path.join(output_dir, FIGURE_FOLDER), exist_ok=True)
+    paths = {}
+    for name, png in figures.items():
+        paths[name] = f"{FIGURE_FOLDER}/{name}.png"
+        with open(os.path.join(output_dir, paths[name]), "wb") as f:
+            f.write(png)
+    blocks = _blocks(output_dir, paths)
+    markdown_path = os.path.join(output_dir, "report.md")
+    html_path = os.path.join(output_dir, "report.html")
+    with open(markdown_path, "w", encoding="utf-8") as f:
+        f.write(to_markdown(blocks))
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(to_html(blocks, output_dir, "tftransfer run report"))
+    return markdown_path, html_path
+
+
+def rebuild(output_dir: str) -> tuple[str, str]:
+    """Re-renders the report of a finished run (e.g. after compression.json was added),
+    keeping the augmented-sample grid it already has."""
+    metrics = _read_json(output_dir, "metrics.json")
+    if metrics is None or _read_json(output_dir, "config.json") is None:
+        raise UserError(f"--output_dir: no metrics.json and config.json in {output_dir}")
+    figures = run_figures(metrics, metrics.get("class_names", []))
+    samples = os.path.join(output_dir, FIGURE_FOLDER, "augmented_samples.png")
+    if os.path.isfile(samples):
+        with open(samples, "rb") as f:
+            figures["augmented_samples"] = f.read()
+    return write_report(output_dir, figures)

@@ -1,0 +1,246 @@
+"""The search stage: KerasTuner over the head, the optimizer and the fine-tune depth.
+
+`TransferHyperModel.build(hp)` declares the space (search_space.py) and builds a trial's
+model; `fit(hp, ...)` trains it with the phases of train.py. Trials with a frozen backbone
+and no augmentation train the head alone on cached features (features.py); tuners.py
+makes the KerasTuner tuner.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import keras_tuner as kt
+import tensorflow as tf
+from absl import logging
+
+from tftransfer.config import cluster, run_config as config_lib
+from tftransfer.config.errors import TrainingDiverged, UserError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.model import backbone as backbone_lib, classifier as model_lib
+from tftransfer.search import feature_cache as features_lib, space as search_space, tuners
+from tftransfer.train import adversarial as adversarial_lib, training as train_lib
+
+OBJECTIVE = "val_accuracy"
+
+
+def apply_values(cfg: config_lib.RunConfig, values: dict) -> config_lib.RunConfig:
+    """The config with the trial's (or the best) hyperparameter values."""
+    flat = config_lib.to_flat(cfg)
+    chosen = {name: value for name, value in search_space.to_flag_values(values).items()
+              if name in flat}  # not "tuner/*"
+    for name, value in chosen.items():
+        if isinstance(flat[name], (bool, int, float)):  # KerasTuner stores bools as 0/1
+            chosen[name] = type(flat[name])(value)
+    return config_lib.from_flat({**flat, **chosen})
+
+
+def _best_of(history: dict[str, list[float]]) -> dict[str, float]:
+    return {name: (max if "accuracy" in name else min)(values)
+            for name, values in history.items() if values}
+
+
+@dataclasses.dataclass
+class SearchData:
+    """What trials train and validate on, prepared once before the search."""
+    data: data_lib.DataBundle
+    train: object             # unbatched uint8 search subset of the training split
+    train_size: int
+    cached: dict | None       # {"train": (features, labels) tensors, "validation": ...}
+
+
+class TransferHyperModel(kt.HyperModel):
+    def __init__(self, cfg, space: dict, search_data: SearchData, feature_width: int, module):
+        """`module`: the hub module, loaded once (in the strategy's scope) for all trials."""
+        super().__init__(name="tftransfer")
+        self.cfg, self.space, self.sd, self.feature_width = cfg, space, search_data, feature_width
+        self.module = module
+        self.pretrained = [v.numpy() for v in module.variables]
+        self.executions = 0  # of the current trial, built so far
+
+    def trial_config(self, hp, epochs: int | None = None) -> config_lib.RunConfig:
+        cfg = apply_values(self.cfg, search_space.declare_all(hp, self.space))
+        if epochs is not None:
+            head_epochs = 0 if cfg.backbone.fine_tune_depth == 0 else min(1, epochs - 1)
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+                cfg.train, epochs=epochs, head_epochs=head_epochs))
+        return cfg
+
+    def _adversarial(self, cfg) -> bool:
+        """Trials train on adversarial batches only where the space holds `adversarial`."""
+        return "adversarial" in self.space and cfg.train.adversarial != "none"
+
+    def _uses_cache(self, cfg) -> bool:
+        return (self.sd.cached is not None and cfg.backbone.fine_tune_depth == 0
+                and not cfg.data.augment and not self._adversarial(cfg))
+
+    def begin_trial(self) -> None:
+        """Called by the tuner (tuners.py) before each trial's first build."""
+        self.executions = 0
+
+    def _seed(self) -> None:
+        """Seeds each execution of a trial by its number alone, so a trial's result depends
+        only on its values: not on how many trials ran before it (a resumed search runs
+        fewer), nor on whether Hyperband promoted it."""
+        keras.utils.set_random_seed(self.cfg.seed + self.executions)
+        self.executions += 1
+
+    def build(self, hp):
+        cfg = self.trial_config(hp)
+        self._seed()
+        num_classes = self.sd.data.num_classes
+        head = model_lib.build_head(self.feature_width, num_classes, cfg.head)
+        if self._uses_cache(cfg):
+            model = head
+        else:
+            # Every trial starts from the pretrained weights (reloading would leak memory).
+            for variable, value in zip(self.module.variables, self.pretrained):
+                variable.assign(value)
+            backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size,
+                                                   self.module)
+            model = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+            if self._adversarial(cfg):
+                model = adversarial_lib.wrap(model, cfg.train, self.cfg.seed)
+        # Compiled here so KerasTuner accepts it; each phase in fit() recompiles.
+        model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
+                                    cfg.train.learning_rate, 1, 0)
+        return model
+
+    def _datasets(self, cfg, cached: bool, replicas: int):
+        def safe_batch(size: int) -> int:
+            return data_lib.replica_safe_batch_size(cfg.data.batch_size, size, replicas)
+
+        batch = safe_batch(self.sd.train_size)
+        if cached:
+            train = features_lib.feature_dataset(*self.sd.cached["train"], batch, self.cfg.seed)
+            features, labels = self.sd.cached["validation"]
+            return train, features_lib.feature_dataset(features, labels,
+                                                       safe_batch(len(labels)))
+        train = data_lib.training_pipeline(self.sd.train, cfg.data, self.cfg.seed, batch)
+        return train, self.sd.data.validation
+
+    def fit(self, hp, model, *args, epochs=None, callbacks=(), **kwargs):
+        cfg = self.trial_config(hp, epochs or self.cfg.search.search_epochs)
+        cached = self._uses_cache(cfg)
+        train, validation = self._datasets(cfg, cached,
+                                           model.distribute_strategy.num_replicas_in_sync)
+        backbone = None if cached else model.get_layer("backbone")
+        try:
+            phases = train_lib.run_phases(
+                model, backbone, train, validation, self.sd.train_size,
+                self.sd.data.num_classes, cfg,
+                [keras.callbacks.TerminateOnNaN(), *callbacks])
+        except TrainingDiverged as e:
+            raise kt.errors.FailedTrialError(str(e)) from None
+        merged: dict[str, list[float]] = {}
+        for phase in phases:
+            for name, values in phase.history.items():
+                merged.setdefault(name, []).extend(values)
+        return _best_of(merged)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    best_values: dict
+    best_score: float
+    trials: list[dict]
+
+
+def _may_use_cache(space: dict) -> bool:
+    def allows(name, value):
+        spec = space[name]
+        if isinstance(spec, search_space.Choice):
+            return value in spec.values
+        return isinstance(spec, search_space.Fixed) and spec.value == value
+    return allows("fine_tune_depth", 0) and allows("augment", False)
+
+
+def _check_depths(space: dict, num_blocks: int) -> None:
+    depths = search_space.values_of(space["fine_tune_depth"])
+    bad = [d for d in depths if not isinstance(d, int) or d < -1 or d > num_blocks]
+    if bad:
+        raise UserError(f"--search_space: fine_tune_depth {bad} outside -1..{num_blocks} "
+                        f"(the backbone has {num_blocks} blocks)")
+
+
+def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchData:
+    train, size = data_lib.subset(data.train_unbatched, data.sizes["train"],
+                                  cfg.search.search_fraction, cfg.seed)
+    if data.validation is None:
+        raise UserError("a search needs a validation split (--validation_split or "
+                        "--validation_fraction > 0)")
+    cached = None
+    if _may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
+        cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, "features"))
+        common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
+                      data=data.fingerprint, seed=cfg.seed)
+        splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
+                            dict(split="train", fraction=cfg.search.search_fraction)),
+                  "validation": (data.validation, dict(split="validation"))}
+        # Held as tensors, which every trial's feature_dataset reads without a copy.
+        cached = {split: tuple(map(tf.constant, cache.get(
+                      features_lib.cache_key(**common, **key), split, lambda: backbone, images,
+                      cfg.data.image_size)))
+                  for split, (images, key) in splits.items()}
+    return SearchData(data, train, size, cached)
+
+
+def _trial_records(tuner) -> list[dict]:
+    runs = tuner.trial_runs()
+    records = [{"trial_id": t.trial_id, "status": t.status, "score": t.score,
+                "hyperparameters": t.hyperparameters.values,
+                "tuner": runs.get(t.trial_id, {}).get("tuner"),
+                "seconds": round(runs.get(t.trial_id, {}).get("seconds", 0.0), 2),
+                "message": (t.message or "").strip().splitlines()[-1:] or None}
+               for t in tuner.oracle.trials.values()]
+    # Ties go to the earlier trial: KerasTuner's own ranking follows the order it reloaded
+    # the trial files in, which differs between an uninterrupted and a resumed search.
+    return sorted(records, key=lambda r: (-(r["score"] if r["score"] is not None else -1),
+                                          r["trial_id"]))
+
+
+def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
+    """Searches, writes <output_dir>/search.json, and returns the best values.
+
+    In a distributed search (cluster.py) the chief serves the oracle until every tuner
+    worker is done, then reports; a tuner worker runs trials and returns None."""
+    from tftransfer.search import hyperrule
+
+    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+    prior = hyperrule.prior(int(data.sizes["train"] * cfg.search.search_fraction),
+                            backbone.num_blocks)
+    overrides = (search_space.load_overrides(cfg.search.search_space)
+                 if cfg.search.search_space else {})
+    space = search_space.build_space(prior, cfg.data.augment, cfg.data.batch_size, overrides)
+    _check_depths(space, backbone.num_blocks)
+    logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
+                 search_space.describe(space))
+    search_data = _prepare(cfg, data, space, backbone)
+    del backbone
+    with strategy.scope():
+        module = backbone_lib.load_module(cfg.backbone.hub_handle)
+    hypermodel = TransferHyperModel(cfg, space, search_data, width, module)
+    tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE)
+    fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
+    try:
+        tuner.search(callbacks=[keras.callbacks.TensorBoard(
+            os.path.join(cfg.output_dir, "tensorboard", "search"))], verbose=2, **fit_kwargs)
+    except RuntimeError as e:
+        lines = str(e).strip().splitlines() or ["?"]
+        raise UserError(f"search stopped: {lines[0]} Last failure: {lines[-1]}") from None
+    if cluster.is_tuner_worker():
+        logging.info("Tuner %s: no trials left; the chief reports the search", tuner.tuner_id)
+        return None
+    trials = _trial_records(tuner)
+    with open(os.path.join(cfg.output_dir, "search.json"), "w", encoding="utf-8") as f:
+        json.dump({"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
+                   "space": search_space.describe(space), "trials": trials}, f, indent=2)
+    best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
+                None)
+    if best is None:
+        raise UserError("search finished without a completed trial; see search.json")
+    logging.info("Best trial %s: %s = %.4f, %s", best["trial_id"], OBJECTIVE, best["score"],
+                 best["hyperparameters"])
+    return SearchResult(dict(best["hyperparameters"]), best["score"], trials)

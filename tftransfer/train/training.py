@@ -1,0 +1,244 @@
+"""The training stage: phase 1 trains the head on the frozen backbone; phase 2 unfreezes
+the top `fine_tune_depth` blocks and continues at `learning_rate * fine_tune_lr_factor`.
+
+The best weights by validation accuracy over both phases are kept (one checkpoint
+callback shared by the phases, so phase 2 must beat phase 1 to replace it).
+
+A killed final training resumes when the same command runs again: each phase has its own
+`keras.callbacks.BackupAndRestore` folder under `<output_dir>/backup/` (its optimizer
+differs), finished phases are restored rather than rerun, and the folder is deleted once
+every phase has finished.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+
+import keras
+from absl import logging
+
+from tftransfer.config.errors import TrainingDiverged
+from tftransfer.config.run_config import RunConfig
+from tftransfer.data.pipeline import DataBundle
+from tftransfer.model import classifier as model_lib
+from tftransfer.model.backbone import HubBackbone
+from tftransfer.outputs import files as atomic
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    name: str
+    epochs: int
+    seconds: float
+    images_per_second: float
+    history: dict[str, list[float]]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    phases: list[PhaseResult]
+    best_validation_accuracy: float | None
+
+
+def plan_phases(cfg: RunConfig) -> list[tuple[str, int, int, float]]:
+    """[(name, fine_tune_depth, epochs, peak learning rate)] in order."""
+    t = cfg.train
+    if cfg.backbone.fine_tune_depth == 0:
+        return [("head", 0, t.epochs, t.learning_rate)]
+    phases = [("head", 0, t.head_epochs, t.learning_rate),
+              ("fine_tune", cfg.backbone.fine_tune_depth, t.epochs - t.head_epochs,
+               t.learning_rate * t.fine_tune_lr_factor)]
+    return [p for p in phases if p[2] > 0]
+
+
+_HPARAMS_CALLBACK_MODULE = "tensorboard.plugins.hparams._keras"
+
+
+def _raise_if_diverged(history: dict, phase: str, peak_lr: float) -> None:
+    losses = history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingDiverged(f"training diverged in phase '{phase}' (loss {losses[-1]}); "
+                               f"lower --learning_rate (peak was {peak_lr:g}) or --l2")
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):  # absent, or cut short by a kill
+        return None
+
+
+def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | None,
+                 phase: str) -> tuple[list, dict | None]:
+    """The phase's callbacks with its BackupAndRestore, and what it recorded if it finished."""
+    if backup_dir is None:
+        return callbacks, None
+    folder = os.path.join(backup_dir, phase)
+    if os.path.isdir(folder) and _read_json(
+            os.path.join(folder, "training_metadata.json")) is None:
+        shutil.rmtree(folder)  # killed while writing its first backup: nothing to resume
+    # BackupAndRestore sets this and Keras never resets it: it would leak into the next phase.
+    classifier._initial_epoch = None
+    # Kept after the phase (train() deletes the whole backup): the next phase starts from it.
+    backup = keras.callbacks.BackupAndRestore(folder, double_checkpoint=True,
+                                              delete_checkpoint=False)
+    return [*callbacks, backup], _read_json(os.path.join(backup_dir, f"{phase}.finished.json"))
+
+
+def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
+               train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
+               backup_dir: str | None = None) -> list[PhaseResult]:
+    """Runs the planned phases. `backbone` is None for a head trained on features.
+    With `backup_dir`, each phase backs up every epoch and resumes from its backup."""
+    steps_per_epoch = math.ceil(train_size / cfg.data.batch_size)
+    warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
+    results, phase_end = [], 0
+    for name, depth, epochs, peak_lr in plan_phases(cfg):
+        start, phase_end = phase_end, phase_end + epochs
+        if backbone is not None:
+            backbone.set_fine_tune_depth(depth)
+        with classifier.distribute_strategy.scope():  # optimizer slots must be mirrored too
+            model_lib.compile_for_phase(classifier, cfg.train, num_classes,
+                                        cfg.head.label_smoothing, peak_lr,
+                                        epochs * steps_per_epoch, warmup_steps,
+                                        model_lib.HEAD_STEPS_PER_EXECUTION if backbone is None
+                                        else 1)
+        logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
+                     name, depth, start + 1, phase_end, peak_lr,
+                     len(classifier.trainable_weights))
+        phase_callbacks, finished = _with_backup(classifier, callbacks, backup_dir, name)
+        clock = time.perf_counter()
+        # A finished phase (perhaps stopped early) only restores its final state: 0 epochs.
+        # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
+        history = classifier.fit(train_data, validation_data=validation_data,
+                                 initial_epoch=start, epochs=start if finished else phase_end,
+                                 shuffle=False, verbose=2, callbacks=phase_callbacks)
+        seconds = time.perf_counter() - clock
+        _raise_if_diverged(history.history, name, peak_lr)
+        # TensorBoard's HParams callback records one session and refuses a second fit().
+        callbacks = [c for c in callbacks if type(c).__module__ != _HPARAMS_CALLBACK_MODULE]
+        if finished:
+            logging.info("Phase %s had finished before; restored it from its backup", name)
+            results.append(PhaseResult(**finished["result"]))
+            continue
+        ran = len(history.epoch)
+        if ran and history.epoch[0] > start:
+            logging.info("Phase %s resumed from its backup at epoch %d", name,
+                         history.epoch[0] + 1)
+        result = PhaseResult(name, ran, seconds, ran * train_size / max(seconds, 1e-9),
+                             {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        results.append(result)
+        if backup_dir is not None:
+            atomic.write_json(os.path.join(backup_dir, f"{name}.finished.json"),
+                                   {"result": vars(result)})
+    return results
+
+
+def _profiled_steps(cfg: RunConfig) -> tuple[int, int] | int:
+    """Keras's profile_batch range: steps 2..1+N, skipping the tracing of the first."""
+    steps = cfg.train.profile_steps
+    return (2, 1 + steps) if steps else 0
+
+
+def _training_identity(cfg: RunConfig) -> dict:
+    """The settings a backup depends on (JSON-normalised, so tuples compare as lists)."""
+    sections = {k: v for k, v in cfg.to_dict().items()
+                if k in ("seed", "data", "backbone", "head", "train")}
+    return json.loads(json.dumps(sections))
+
+
+def _open_backup(backup_dir: str, cfg: RunConfig) -> float | None:
+    """Keeps a backup only if this configuration wrote it; returns its best val_accuracy."""
+    state_path = os.path.join(backup_dir, "state.json")
+    state = _read_json(state_path)
+    if os.path.isdir(backup_dir) and (state or {}).get("config") != _training_identity(cfg):
+        logging.warning("Discarding the training backup in %s: it does not match this "
+                        "configuration", backup_dir)
+        shutil.rmtree(backup_dir)
+        state = None
+    os.makedirs(backup_dir, exist_ok=True)
+    if state is None:
+        atomic.write_json(state_path, {"config": _training_identity(cfg)})
+        return None
+    return state.get("best_val_accuracy")
+
+
+def _record_best(backup_dir: str, best: float) -> None:
+    state_path = os.path.join(backup_dir, "state.json")
+    atomic.write_json(state_path, {**_read_json(state_path), "best_val_accuracy": best})
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping whose count of epochs without improvement survives a resume: it is
+    saved with the backup after every epoch and restored when BackupAndRestore resumes
+    the phase right after the saved epoch. Each phase (each fit) still starts afresh."""
+
+    def __init__(self, state_path: str, **kwargs):
+        super().__init__(**kwargs)
+        self.state_path = state_path
+        self._first_epoch_of_fit = True
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._first_epoch_of_fit = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch_of_fit:
+            self._first_epoch_of_fit = False
+            saved = _read_json(self.state_path)
+            # Set by BackupAndRestore when it resumes this phase from its backup.
+            resumed = bool(getattr(self.model, "_initial_epoch", None))
+            if resumed and saved and saved["epoch"] == epoch - 1:
+                self.wait, self.best = saved["wait"], saved["best"]
+                logging.info("Early stopping resumed: %d epoch(s) without improvement",
+                             self.wait)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        best = None if self.best is None else float(self.best)
+        atomic.write_json(self.state_path, {"epoch": epoch, "wait": self.wait, "best": best})
+
+
+def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
+          cfg: RunConfig) -> TrainResult:
+    """The final training: phases, TensorBoard, early stopping, best weights restored."""
+    best_path = os.path.join(cfg.output_dir, "checkpoints", "best.weights.h5")
+    os.makedirs(os.path.dirname(best_path), exist_ok=True)
+    callbacks = [keras.callbacks.TerminateOnNaN(),
+                 keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, "tensorboard"),
+                                             profile_batch=_profiled_steps(cfg))]
+    backup_dir = os.path.join(cfg.output_dir, "backup")
+    resumed_best = _open_backup(backup_dir, cfg)
+    best_checkpoint = None
+    if data.validation is not None:
+        # One instance for all phases: phase 2 must beat phase 1's best to replace it.
+        # A resumed run must beat the best from before the interruption.
+        best_checkpoint = keras.callbacks.ModelCheckpoint(
+            best_path, monitor="val_accuracy", save_best_only=True, save_weights_only=True,
+            initial_value_threshold=resumed_best)
+        callbacks.append(best_checkpoint)
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: _record_best(
+            backup_dir, best_checkpoint.best)))
+        if cfg.train.early_stopping_patience:
+            callbacks.append(ResumableEarlyStopping(
+                os.path.join(backup_dir, "early_stopping.json"), monitor="val_accuracy", mode="max",
+                patience=cfg.train.early_stopping_patience))
+    try:
+        phases = run_phases(classifier, backbone, data.train, data.validation,
+                            data.sizes["train"], data.num_classes, cfg, callbacks,
+                            backup_dir=backup_dir)
+    except TrainingDiverged:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # diverged weights must not be resumed
+        raise
+    shutil.rmtree(backup_dir)
+    best = None
+    if best_checkpoint is not None and os.path.exists(best_path):
+        classifier.load_weights(best_path)
+        best = float(best_checkpoint.best)
+        logging.info("Restored the best weights: validation accuracy %.4f", best)
+    return TrainResult(phases, best)

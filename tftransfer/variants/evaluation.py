@@ -1,0 +1,59 @@
+"""The run's model variants (the top-K ensemble, the adversarially fine-tuned copy),
+evaluated and exported like the main model.
+
+Each variant's metrics.json block holds what the main model's top level holds (validation
+and test metrics, `robustness` when --robustness_eval, `performance`), plus how it was made.
+Its SavedModel has the same signatures, under `<output_dir>/<variant>/saved_model/`.
+comparison.py puts the models side by side.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+
+from tftransfer.config.run_config import RunConfig
+from tftransfer.data.pipeline import DataBundle
+from tftransfer.evaluate import performance, robustness, splits as evaluate
+from tftransfer.export import saved_model as export
+from tftransfer.train import adversarial
+from tftransfer.variants import ensemble
+
+
+def evaluate_variant(model: keras.Model, data: DataBundle, cfg: RunConfig, base_dir: str,
+                     hub_modules) -> dict:
+    """Validation/test metrics, robustness (if enabled), the export and its performance."""
+    metrics, _ = evaluate.evaluate_splits(model, data)
+    if cfg.robustness.robustness_eval:
+        metrics["robustness"] = robustness.evaluate_robustness(model, data, cfg)
+    export_dir = export.export_saved_model(model, data.class_names, cfg.data.image_size,
+                                           hub_modules, base_dir, cfg.export.export_version)
+    metrics["performance"] = performance.measure(model, export_dir, cfg.data.image_size,
+                                                 serving_batch=cfg.data.batch_size)
+    metrics["export_dir"] = export_dir
+    return metrics
+
+
+def adversarial_variant(classifier: keras.Model, data: DataBundle, cfg: RunConfig) -> dict:
+    """The `adversarial` block: fine-tunes a copy of the trained classifier (--adversarial)
+    and evaluates it."""
+    tuned = adversarial.fine_tune(classifier, data, cfg)
+    t = cfg.train
+    block = {"attack": t.adversarial, "epsilon": t.adversarial_epsilon,
+             "mix": t.adversarial_mix, "epochs": t.adversarial_epochs,
+             "training": {"phases": [vars(p) for p in tuned.training.phases],
+                          "best_validation_accuracy": tuned.training.best_validation_accuracy}}
+    return {**block, **evaluate_variant(
+        tuned.classifier, data, cfg, os.path.join(tuned.cfg.output_dir, "saved_model"),
+        tuned.backbone.module)}
+
+
+def ensemble_variant(classifier: keras.Model, backbone, search_result, data: DataBundle,
+                     cfg: RunConfig, strategy) -> dict:
+    """The `ensemble` block: the final classifier and the next best trials, averaged."""
+    built = ensemble.build_top_k(classifier, backbone, search_result, data, cfg, strategy)
+    block = {"members": 1 + len(built.trial_ids), "trial_ids": built.trial_ids,
+             "member_source": cfg.robustness.ensemble_members}
+    return {**block, **evaluate_variant(
+        built.model, data, cfg, os.path.join(cfg.output_dir, ensemble.FOLDER, "saved_model"),
+        built.hub_modules)}
