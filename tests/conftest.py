@@ -3,6 +3,7 @@ so MirroredStrategy tests really run with 2 replicas on a machine without GPUs."
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +17,8 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
+TESTS = os.path.dirname(os.path.abspath(__file__))  # helper scripts live here
+REPO = os.path.dirname(TESTS)  # the checkout
 COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
 
@@ -58,6 +60,18 @@ def lite0_handle(tmp_path_factory) -> str:
     from tftransfer.assets import efficientnet_lite
     return efficientnet_lite.build_offline_backbone(
         str(tmp_path_factory.mktemp("hub") / "efficientnet_lite0"))
+
+
+def serve_in_fresh_process(export_dir, files, tmp_path, pixels=None):
+    """serving_default on the encoded files (and serving_pixels on `pixels`), in a new process."""
+    out = str(tmp_path / "served.npz")
+    extra = []
+    if pixels is not None:
+        np.save(tmp_path / "pixels.npy", pixels)
+        extra = [f"--pixels={tmp_path / 'pixels.npy'}"]
+    subprocess.run([sys.executable, os.path.join(TESTS, "serve_in_fresh_process.py"), export_dir,
+                    out, *extra, *files], check=True, capture_output=True, timeout=300)
+    return np.load(out)
 
 
 def make_config(output_dir, **values):

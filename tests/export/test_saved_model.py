@@ -1,13 +1,12 @@
 import os
 import subprocess
-import sys
 import types
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_config
+from conftest import make_config, serve_in_fresh_process
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tftransfer.config.errors import DataError
@@ -15,20 +14,7 @@ from tftransfer.data import pipeline as data_lib
 from tftransfer.export import layout as export_layout, saved_model as export, warmup
 from tftransfer.model import classifier as model_lib
 
-HERE = os.path.dirname(__file__)
 WARMUP_COUNT = 4
-
-
-def serve_in_fresh_process(export_dir, files, tmp_path, pixels=None):
-    """serving_default on the encoded files (and serving_pixels on `pixels`), in a new process."""
-    out = str(tmp_path / "served.npz")
-    extra = []
-    if pixels is not None:
-        np.save(tmp_path / "pixels.npy", pixels)
-        extra = [f"--pixels={tmp_path / 'pixels.npy'}"]
-    subprocess.run([sys.executable, os.path.join(HERE, "serve_in_fresh_process.py"), export_dir,
-                    out, *extra, *files], check=True, capture_output=True, timeout=300)
-    return np.load(out)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_config
+from conftest import TESTS, make_config
 
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
@@ -19,8 +19,6 @@ from tftransfer.report import comparison
 from tftransfer.search import tuning as search
 from tftransfer.train import training as train_lib
 from tftransfer.variants import ensemble, evaluation as variants
-
-HERE = os.path.dirname(__file__)
 
 
 def _trained_classifier(cfg, data, strategy, name="classifier"):
@@ -101,7 +99,7 @@ def test_restored_members_reproduce_their_trial_scores(searched):
 def _serve_in_fresh_process(export_dir, files, tmp_path, pixels):
     out, pixels_path = str(tmp_path / "served.npz"), str(tmp_path / "pixels.npy")
     np.save(pixels_path, pixels)
-    subprocess.run([sys.executable, os.path.join(HERE, "serve_in_fresh_process.py"),
+    subprocess.run([sys.executable, os.path.join(TESTS, "serve_in_fresh_process.py"),
                     export_dir, out, f"--pixels={pixels_path}", *files], check=True,
                    capture_output=True, timeout=300)
     return np.load(out)

@@ -16,15 +16,13 @@ import time
 
 import pytest
 import tensorflow as tf
-from conftest import make_config
+from conftest import REPO, TESTS, make_config
 
 from tftransfer.cli import run as run_lib
 from tftransfer.config.errors import StorageError, as_storage_error
 from tftransfer.export import layout as export_layout, saved_model as export
 from tftransfer.model import classifier as model_lib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 CLASS_NAMES = ["grün", "red apple", "青い"]   # sorted, as the folder reader orders them
 MEASURED = ("second", "latency", "throughput", "memory")  # wall-clock, differ run to run
 
@@ -80,7 +78,7 @@ def _run_until_killed(point: str, n: int, args, log_path) -> str:
     marker = f"{log_path}.paused"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "run_until_paused.py"), point, str(n), marker,
+            [sys.executable, os.path.join(TESTS, "run_until_paused.py"), point, str(n), marker,
              *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 1200  # a hang guard, not a speed requirement
     try:

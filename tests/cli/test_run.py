@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
-from conftest import make_config
+from conftest import make_config, serve_in_fresh_process
 from PIL import Image
-from test_export import serve_in_fresh_process
 
 from tftransfer.cli import run as run_lib
 
