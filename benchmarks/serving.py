@@ -2,7 +2,7 @@
 variants against float.
 
 The classifier (Lite0 + head) is built by tftransfer's stages and exported by
-export.export_saved_model. performance.measure times both the in-memory model
+export.export_saved_model. export/measure.py times both the in-memory model
 (predict_on_batch on float pixels) and the export's `serving_default` (encoded PNG bytes,
 decoded and resized in the graph, as TF Serving runs it): latency p50/p95 at batch 1 and
 throughput at the serving batch. The export's `serving_pixels` signature (uint8 pixels, no
@@ -66,15 +66,14 @@ def main() -> None:
     import tensorflow as tf
 
     from tftransfer.data import pipeline as data_lib
-    from tftransfer.evaluate import performance
-    from tftransfer.export import saved_model as export
+    from tftransfer.export import measure, saved_model as export
     from tftransfer.model import classifier as model_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
     classifier, backbone = model_lib.build_model(cfg, data.num_classes)
     export_dir = export.export_saved_model(classifier, data.class_names, size, backbone.module,
                                            os.path.join(cfg.output_dir, "saved_model"))
-    measured = performance.measure(classifier, export_dir, size, batch, repeats)
+    measured = measure.performance_block(classifier, export_dir, size, batch, repeats)
     keras_speed, saved_speed = measured["keras_model"], measured["saved_model"]
     for name, speed in (("keras predict", keras_speed), ("saved_model bytes", saved_speed)):
         print(f"{name}: {speed['throughput_images_per_s']:.1f} images/s at batch {batch}; "

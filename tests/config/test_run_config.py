@@ -12,6 +12,7 @@ from tftransfer.cli import flags as flags_lib
 from tftransfer.config import run_config as config_lib
 from tftransfer.config.run_config import ConfigError, RunConfig
 from tftransfer.config.validation import validate
+from tftransfer.outputs import files
 from tftransfer.search import space as search_space
 
 
@@ -40,7 +41,7 @@ def test_from_flat_fills_sections_and_keeps_defaults(tmp_path, tiny_hub_dir):
 def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     cfg = validate(_valid(tmp_path, tiny_hub_dir))
     assert os.path.isdir(cfg.output_dir)
-    cfg.save(str(tmp_path / "c.json"))
+    files.write_config(str(tmp_path / "c.json"), cfg)
     assert json.load(open(tmp_path / "c.json"))["data"]["dataset"] == "mnist"
 
 

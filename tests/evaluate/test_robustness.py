@@ -7,7 +7,7 @@ from conftest import make_config
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
 from tftransfer.evaluate import robustness, splits as evaluate
-from tftransfer.model import classifier as model_lib
+from tftransfer.model import attacks, classifier as model_lib
 from tftransfer.train import training as train_lib
 
 
@@ -39,7 +39,7 @@ def _validation_batch(data):
 
 def _loss_and_accuracy(classifier, images, labels):
     probabilities = classifier(images, training=False)
-    loss = float(tf.reduce_mean(robustness.true_class_nll(labels, probabilities)))
+    loss = float(tf.reduce_mean(attacks.true_class_nll(labels, probabilities)))
     hits = np.argmax(probabilities, axis=-1) == labels.numpy()
     return loss, float(hits.mean())
 
@@ -51,8 +51,8 @@ def test_attacks_raise_the_loss_and_lower_accuracy(trained):
     assert clean_accuracy > 0.9  # the fixture model really learned the classes
     epsilon = 0.15
     noise = tf.random.stateless_uniform(tf.shape(images), [0, 0], -1.0, 1.0)
-    fgsm = robustness.fgsm(classifier, images, labels, epsilon)
-    pgd = robustness.pgd(classifier, images, labels, epsilon, 5, noise)
+    fgsm = attacks.fgsm(classifier, images, labels, epsilon)
+    pgd = attacks.pgd(classifier, images, labels, epsilon, 5, noise)
     for attacked in (fgsm, pgd):
         assert float(tf.reduce_max(tf.abs(attacked - images))) <= epsilon + 1e-6
         assert float(tf.reduce_min(attacked)) >= 0.0 and float(tf.reduce_max(attacked)) <= 1.0
@@ -67,8 +67,8 @@ def test_zero_epsilon_leaves_images_unchanged(trained):
     _, data, classifier = trained
     images, labels = _validation_batch(data)
     noise = tf.random.stateless_uniform(tf.shape(images), [0, 1], -1.0, 1.0)
-    np.testing.assert_array_equal(robustness.fgsm(classifier, images, labels, 0.0), images)
-    np.testing.assert_array_equal(robustness.pgd(classifier, images, labels, 0.0, 3, noise),
+    np.testing.assert_array_equal(attacks.fgsm(classifier, images, labels, 0.0), images)
+    np.testing.assert_array_equal(attacks.pgd(classifier, images, labels, 0.0, 3, noise),
                                   images)
 
 

@@ -9,6 +9,7 @@ import test_compression_table
 from conftest import make_config
 
 from tftransfer.evaluate import metrics as classification_metrics
+from tftransfer.outputs import files
 from tftransfer.report import report
 
 NAMES = ["cat", "dog", "bird"]
@@ -18,7 +19,8 @@ NAMES = ["cat", "dog", "bird"]
 def finished_run(tmp_path):
     cfg = make_config(tmp_path, dataset=str(tmp_path), hub_handle="https://example.org/m",
                       learning_rate=0.01)
-    cfg.save(str(tmp_path / "config.json"), chosen_hyperparameters={"dropout": 0.3})
+    files.write_config(str(tmp_path / "config.json"), cfg,
+                       chosen_hyperparameters={"dropout": 0.3})
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 60)
     probabilities = rng.dirichlet(np.ones(3), 60)

@@ -12,10 +12,11 @@ from PIL import Image
 from tftransfer.config.run_config import ConfigError
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
-from tftransfer.evaluate import robustness, splits as evaluate
-from tftransfer.model import classifier as model_lib
+from tftransfer.evaluate import splits as evaluate
+from tftransfer.model import attacks, classifier as model_lib
 from tftransfer.search import space as search_space, tuning as search
 from tftransfer.train import adversarial, training as train_lib
+from tftransfer.variants import adversarial as adversarial_variant
 
 
 def _classifier(cfg, num_classes, strategy):
@@ -29,7 +30,7 @@ def test_mixed_batch_perturbs_the_chosen_share_within_epsilon(tmp_path, tiny_hub
                       adversarial="pgd", adversarial_epsilon=0.05, adversarial_mix=0.25,
                       pgd_steps=2)
     classifier, _ = _classifier(cfg, 3, tf.distribute.get_strategy())
-    model = adversarial.wrap(classifier, cfg.train, cfg.seed)
+    model = adversarial.wrap(classifier, cfg.adversarial, cfg.seed)
     model_lib.compile_for_phase(model, cfg.train, 3, 0.0, 1e-3, 1, 0)
     images = tf.random.stateless_uniform([8, 24, 24, 3], [0, 1])
     mixed = model.mixed_batch(images, tf.constant([0, 1, 2, 0, 1, 2, 0, 1]))
@@ -49,7 +50,7 @@ def test_fine_tune_under_mirrored_strategy_keeps_the_original(tmp_path, tiny_hub
     classifier, backbone = _classifier(cfg, data.num_classes, strategy)
     train_lib.train(classifier, backbone, data, cfg)
     before = [w.copy() for w in classifier.get_weights()]
-    tuned = adversarial.fine_tune(classifier, data, cfg)
+    tuned = adversarial_variant.fine_tune(classifier, data, cfg)
     assert tuned.classifier.distribute_strategy.num_replicas_in_sync == 2
     assert [p.name for p in tuned.training.phases] == ["fine_tune"]  # depth 1, lower rate
     for kept, original in zip(classifier.get_weights(), before):
@@ -99,7 +100,7 @@ def _colour_model(data) -> keras.Model:
 def _pgd_accuracy(model, dataset, epsilon: float) -> float:
     hits = []
     for images, labels in dataset:
-        attacked = robustness.pgd(model, images, labels, epsilon, 10)
+        attacked = attacks.pgd(model, images, labels, epsilon, 10)
         hits.append(np.argmax(model(attacked), -1) == labels.numpy())
     return float(np.concatenate(hits).mean())
 
@@ -118,12 +119,12 @@ def test_adversarial_fine_tuning_raises_robust_accuracy(tmp_path, tiny_hub_dir):
         data = data_lib.load_data(cfg.data, cfg.seed, "")
         base = _colour_model(data)
         train_lib.train(base, None, data, cfg)
-        tune_cfg = adversarial.fine_tune_config(cfg)
+        tune_cfg = adversarial_variant.fine_tune_config(cfg)
         robust = {}
         for kind in ("plain", "adversarial"):  # the same start, epochs and learning rate
             model = _colour_model(data)
             model.set_weights(base.get_weights())
-            trained = adversarial.wrap(model, cfg.train, seed) if kind == "adversarial" else model
+            trained = adversarial.wrap(model, cfg.adversarial, seed) if kind == "adversarial" else model
             train_lib.train(trained, None, data, dataclasses.replace(
                 tune_cfg, output_dir=os.path.join(tune_cfg.output_dir, kind)))
             labels, probabilities = evaluate.predict_split(model, data.test)
@@ -148,7 +149,7 @@ def test_adversarial_is_a_search_dimension(tmp_path, tiny_hub_dir, color_folder,
     result = search.run_search(cfg, data, strategy)
     assert wrapped  # trained on adversarial batches, not on cached features
     assert result.best_values["adversarial"] == "fgsm"
-    assert search.apply_values(cfg, result.best_values).train.adversarial_epsilon == 0.02
+    assert search.apply_values(cfg, result.best_values).adversarial.adversarial_epsilon == 0.02
 
 
 def test_search_space_refuses_unknown_attacks(tmp_path):

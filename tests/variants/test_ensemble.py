@@ -83,7 +83,7 @@ def test_restored_members_reproduce_their_trial_scores(searched):
              for t in trials}
     assert kinds == {True, False}
     cfg = dataclasses.replace(searched.cfg, robustness=dataclasses.replace(
-        searched.cfg.robustness, ensemble_top_k=4))
+        searched.cfg.ensemble, ensemble_top_k=4))
     built = ensemble.build_top_k(searched.final, searched.backbone, every_trial,
                                  searched.data, cfg, searched.strategy)
     assert built.trial_ids == [t["trial_id"] for t in trials]
@@ -135,7 +135,7 @@ def test_the_exported_ensemble_reloads_in_a_fresh_process(searched, color_folder
 
 def test_retrained_members_train_like_the_final_model(searched):
     cfg = dataclasses.replace(searched.cfg, robustness=dataclasses.replace(
-        searched.cfg.robustness, ensemble_top_k=2, ensemble_members="retrain"))
+        searched.cfg.ensemble, ensemble_top_k=2, ensemble_members="retrain"))
     built = ensemble.build_top_k(searched.final, searched.backbone, searched.found,
                                  searched.data, cfg, searched.strategy)
     trial_id = built.trial_ids[0]

@@ -5,6 +5,7 @@ from absl import flags
 
 from tftransfer.config import run_config as config_lib
 from tftransfer.config.validation import validate
+from tftransfer.search import space as search_space
 
 FLAGS = flags.FLAGS
 
@@ -48,4 +49,7 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> config_lib.RunCo
     for _, f in config_lib.leaf_fields():
         value = flag_values[f.name].value
         values[f.name] = _coerce_list(f, value) if isinstance(f.default, tuple) else value
-    return validate(config_lib.from_flat(values))
+    cfg = validate(config_lib.from_flat(values))
+    if cfg.search.search_space:
+        search_space.load_overrides(cfg.search.search_space)  # a ConfigError names the flag
+    return cfg

@@ -113,15 +113,15 @@ def _evaluate(classifier, data, trained):
 def _export(cfg, classifier, backbone, data, metrics, trained) -> str:
     """The SavedModel, its measured performance, and the compressed variants."""
     from tftransfer.compress import compression
-    from tftransfer.evaluate import performance
-    from tftransfer.export import saved_model as export, warmup
+    from tftransfer.export import measure, saved_model as export, warmup
 
     export_dir = export.export_saved_model(
         classifier, data.class_names, cfg.data.image_size, backbone.module,
         os.path.join(cfg.output_dir, "saved_model"), version=cfg.export.export_version,
         warmup_images=warmup.validation_images(data, cfg.export.warmup_requests))
-    metrics["performance"] = performance.measure(classifier, export_dir, cfg.data.image_size,
-                                                 serving_batch=cfg.data.batch_size)
+    metrics["performance"] = measure.performance_block(classifier, export_dir,
+                                                       cfg.data.image_size,
+                                                       serving_batch=cfg.data.batch_size)
     metrics["performance"]["training_images_per_second"] = {
         p.name: p.images_per_second for p in trained.phases}
     _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
@@ -138,10 +138,10 @@ def _variants(cfg, classifier, backbone, data, metrics, found, strategy) -> None
 
     if cfg.robustness.robustness_eval:
         metrics["robustness"] = robustness.evaluate_robustness(classifier, data, cfg)
-    if found is not None and cfg.robustness.ensemble_top_k:
+    if found is not None and cfg.ensemble.ensemble_top_k:
         metrics["ensemble"] = variants.ensemble_variant(classifier, backbone, found, data, cfg,
                                                         strategy)
-    if cfg.train.adversarial != "none":
+    if cfg.adversarial.adversarial != "none":
         metrics["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
     metrics["comparison"] = comparison.rows(metrics)
     _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
@@ -164,7 +164,8 @@ def run(cfg) -> RunOutputs | None:
             return None
         cfg, found = searched
         chosen = found.best_values
-    cfg.save(os.path.join(cfg.output_dir, "config.json"), chosen_hyperparameters=chosen)
+    atomic.write_config(os.path.join(cfg.output_dir, "config.json"), cfg,
+                       chosen_hyperparameters=chosen)
     classifier, backbone, trained = _train(cfg, data, strategy)
     metrics, predictions = _evaluate(classifier, data, trained)
     _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)

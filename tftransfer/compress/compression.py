@@ -53,7 +53,7 @@ class Candidate:
 
 
 def requested(cfg: RunConfig) -> bool:
-    e = cfg.export
+    e = cfg.compress
     return bool(e.export_tflite or e.keras_int8 or e.prune_sparsity)
 
 
@@ -155,10 +155,10 @@ def _candidates(classifier, backbone, data: DataBundle, cfg: RunConfig, skipped:
     `skipped` with its reason, so a finished training is never lost to it."""
     folder = os.path.join(cfg.output_dir, "tflite")
     calibration = None
-    for variant in cfg.export.export_tflite:
+    for variant in cfg.compress.export_tflite:
         if variant == "int8" and calibration is None:
             calibration = tflite.representative_images(
-                data.train_unbatched, data.sizes["train"], cfg.export.representative_examples,
+                data.train_unbatched, data.sizes["train"], cfg.compress.representative_examples,
                 cfg.seed)
         try:
             path = tflite.write_variant(classifier, variant, folder, calibration)
@@ -166,7 +166,7 @@ def _candidates(classifier, backbone, data: DataBundle, cfg: RunConfig, skipped:
             skipped.append({"variant": f"tflite_{variant}", "reason": first_line(e)})
             continue
         yield tflite_candidate(path, variant)
-    if cfg.export.keras_int8:
+    if cfg.compress.keras_int8:
         try:
             candidate = keras_int8_candidate(classifier, backbone, cfg.data.image_size,
                                              os.path.join(cfg.output_dir, "keras_int8"))
@@ -204,14 +204,14 @@ def compress_and_evaluate(classifier: keras.Model, backbone: HubBackbone, data: 
     rows = [row(saved_model_candidate(BASELINE, saved_model_dir))]
     rows += [row(c) for c in _candidates(classifier, backbone, data, cfg, skipped)]
     pruning_block = None
-    if cfg.export.prune_sparsity:
+    if cfg.compress.prune_sparsity:
         pruned = pruning.prune_and_export(classifier, backbone, data, cfg)
         rows.append(row(saved_model_candidate("pruned", pruned.export_dir)))
         pruning_block = _pruning_block(pruned, saved_model_dir)
     result = {"split": split, "num_examples": data.sizes[split],
-              "baseline": BASELINE, "tolerance": cfg.export.compression_tolerance,
+              "baseline": BASELINE, "tolerance": cfg.compress.compression_tolerance,
               "serving_batch": len(timing_images), "device": performance.device_name(),
-              "variants": flag_drops(rows, cfg.export.compression_tolerance),
+              "variants": flag_drops(rows, cfg.compress.compression_tolerance),
               "skipped": skipped, "pruning": pruning_block}
     with open(os.path.join(cfg.output_dir, "compression.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2, sort_keys=True)

@@ -124,7 +124,7 @@ def _pruning_config(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(
         cfg, backbone=dataclasses.replace(cfg.backbone, bn_inference=True),
         train=dataclasses.replace(
-            t, epochs=cfg.export.prune_epochs, head_epochs=0, warmup_epochs=0.0,
+            t, epochs=cfg.compress.prune_epochs, head_epochs=0, warmup_epochs=0.0,
             learning_rate=t.learning_rate * t.fine_tune_lr_factor, fine_tune_lr_factor=1.0))
 
 
@@ -139,8 +139,8 @@ def prune_and_export(classifier: keras.Model, backbone: HubBackbone, data: DataB
     `<output_dir>/pruned_saved_model/1/`; the classifier itself is left untouched."""
     pruning_cfg = _pruning_config(cfg)
     pruned, pruned_backbone = copy_classifier(classifier, backbone, pruning_cfg)
-    end_step = cfg.export.prune_epochs * _steps_per_epoch(data, cfg.data.batch_size) - 1
-    callback = MagnitudePruning(cfg.export.prune_sparsity, end_step)
+    end_step = cfg.compress.prune_epochs * _steps_per_epoch(data, cfg.data.batch_size) - 1
+    callback = MagnitudePruning(cfg.compress.prune_sparsity, end_step)
     phases = train_lib.run_phases(pruned, pruned_backbone, data.train, data.validation,
                                   data.sizes["train"], data.num_classes, pruning_cfg,
                                   [keras.callbacks.TerminateOnNaN(), callback])
@@ -148,7 +148,7 @@ def prune_and_export(classifier: keras.Model, backbone: HubBackbone, data: DataB
         pruned, data.class_names, cfg.data.image_size, pruned_backbone.module,
         os.path.join(cfg.output_dir, "pruned_saved_model"), version=1)
     summary = {
-        "target_sparsity": cfg.export.prune_sparsity,
+        "target_sparsity": cfg.compress.prune_sparsity,
         "sparsity": sparsity(w.numpy() for w in callback.weights),
         "pruned_kernels": [w.path for w in callback.weights],
         "pruned_weights": int(sum(np.prod(w.shape) for w in callback.weights)),

@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 from tftransfer.config.errors import UserError
-from tftransfer.outputs import files as atomic
 
 DEFAULT_BLOCK_PATTERN = (
     r"(?:^|/)(block\d+/unit_?\d+|blocks?_?\d+[a-z]?|stage_?\d+|expanded_conv_\d+"
@@ -26,6 +25,7 @@ AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "
 TFLITE_VARIANTS = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
+MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
 
 
 class ConfigError(UserError):
@@ -104,15 +104,6 @@ class TrainConfig:
                                        "GPU too, at some speed (see BUILD.md).")
     profile_steps: int = field(0, "Profile this many training steps (from the second) into "
                                   "TensorBoard's profile plugin; 0 disables.")
-    adversarial: str = field("none", "After training, adversarially fine-tune a copy of the "
-                                     "model on FGSM or PGD examples (see --adversarial_*).",
-                             choices=ADVERSARIAL_ATTACKS)
-    adversarial_epsilon: float = field(0.01, "Attack size: max per-pixel change, in [0, 1] "
-                                             "pixel units.")
-    adversarial_mix: float = field(0.5, "Fraction of each batch replaced by its adversarial "
-                                        "examples.")
-    adversarial_epochs: int = field(1, "Epochs of adversarial fine-tuning.")
-    pgd_steps: int = field(5, "PGD steps per adversarial training example.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +129,20 @@ class ExportConfig:
                                    "(TF Serving layout); 0: one above the highest present.")
     warmup_requests: int = field(8, "TF Serving warm-up records from validation images; "
                                     "0: none.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    robustness_eval: bool = field(False, "Accuracy under FGSM/PGD attacks and common "
+                                         "corruptions, for every model of the run.")
+    robustness_epsilons: tuple[float, ...] = field(
+        (0.002, 0.005, 0.01, 0.02), "Attack sizes evaluated, in [0, 1] pixel units.")
+    robustness_examples: int = field(500, "Test images attacked and corrupted; 0: all.")
+    robustness_pgd_steps: int = field(10, "PGD steps of the evaluation attack.")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressConfig:
     export_tflite: tuple[str, ...] = field((), "TFLite variants to convert, evaluate and "
                                                "time.", choices=TFLITE_VARIANTS)
     keras_int8: bool = field(False, "Also evaluate Keras 3's model.quantize('int8') variant.")
@@ -150,13 +155,20 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class RobustnessConfig:
-    robustness_eval: bool = field(False, "Accuracy under FGSM/PGD attacks and common "
-                                         "corruptions, for every model of the run.")
-    robustness_epsilons: tuple[float, ...] = field(
-        (0.002, 0.005, 0.01, 0.02), "Attack sizes evaluated, in [0, 1] pixel units.")
-    robustness_examples: int = field(500, "Test images attacked and corrupted; 0: all.")
-    robustness_pgd_steps: int = field(10, "PGD steps of the evaluation attack.")
+class AdversarialConfig:
+    adversarial: str = field("none", "After training, adversarially fine-tune a copy of the "
+                                     "model on FGSM or PGD examples (see --adversarial_*).",
+                             choices=ADVERSARIAL_ATTACKS)
+    adversarial_epsilon: float = field(0.01, "Attack size: max per-pixel change, in [0, 1] "
+                                             "pixel units.")
+    adversarial_mix: float = field(0.5, "Fraction of each batch replaced by its adversarial "
+                                        "examples.")
+    adversarial_epochs: int = field(1, "Epochs of adversarial fine-tuning.")
+    pgd_steps: int = field(5, "PGD steps per adversarial training example.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleConfig:
     ensemble_top_k: int = field(0, "Average the K best search trials' models (>= 2; "
                                    "0: no ensemble).")
     ensemble_members: str = field("restore", "Ensemble members besides the final model: "
@@ -177,20 +189,21 @@ class RunConfig:
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
-    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     robustness: RobustnessConfig = dataclasses.field(default_factory=RobustnessConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    compress: CompressConfig = dataclasses.field(default_factory=CompressConfig)
+    adversarial: AdversarialConfig = dataclasses.field(default_factory=AdversarialConfig)
+    ensemble: EnsembleConfig = dataclasses.field(default_factory=EnsembleConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: str, **extra: Any) -> None:
-        """Writes the config as JSON, with `extra` top-level entries beside the sections."""
-        atomic.write_json(path, {**self.to_dict(), **extra}, indent=2, sort_keys=True)
 
-
+# One section per stage, in pipeline order; flag names do not depend on the section.
 SECTIONS = {"data": DataConfig, "backbone": BackboneConfig, "head": HeadConfig,
-            "train": TrainConfig, "search": SearchConfig, "export": ExportConfig,
-            "robustness": RobustnessConfig}
+            "train": TrainConfig, "search": SearchConfig, "robustness": RobustnessConfig,
+            "export": ExportConfig, "compress": CompressConfig,
+            "adversarial": AdversarialConfig, "ensemble": EnsembleConfig}
 
 
 def leaf_fields() -> list[tuple[str | None, dataclasses.Field]]:

@@ -1,4 +1,5 @@
-"""Checks a RunConfig before any TensorFlow work; returns it with paths normalised."""
+"""Checks a RunConfig before any TensorFlow work; returns it with paths normalised.
+(The --search_space file is read by the search stage's own parser: cli/flags.py.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -10,13 +11,12 @@ from tftransfer.config import cluster
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     AUGMENTATIONS,
+    MAX_WARMUP_REQUESTS,
     TFLITE_VARIANTS,
     ConfigError,
     RunConfig,
     is_tfds_name,
 )
-from tftransfer.export.layout import MAX_WARMUP_REQUESTS
-from tftransfer.search import space as search_space
 
 
 def _require(condition: bool, flag: str, message: str) -> None:
@@ -101,8 +101,6 @@ def _check_search(cfg: RunConfig) -> None:
     _require(0 < s.search_fraction <= 1, "search_fraction", "must be in (0, 1]")
     _require(s.executions_per_trial >= 1, "executions_per_trial", "must be >= 1")
     _require(s.max_failed_trials >= 1, "max_failed_trials", "must be >= 1")
-    if s.search_space:
-        search_space.load_overrides(s.search_space)  # raises ConfigError naming the flag
 
 
 def _check_cluster(cfg: RunConfig) -> None:
@@ -130,6 +128,10 @@ def _check_export(cfg: RunConfig) -> None:
     _require(e.export_version >= 0, "export_version", "must be >= 0 (0: next free version)")
     _require(0 <= e.warmup_requests <= MAX_WARMUP_REQUESTS, "warmup_requests",
              f"must be in [0, {MAX_WARMUP_REQUESTS}] (TF Serving's limit)")
+
+
+def _check_compress(cfg: RunConfig) -> None:
+    e = cfg.compress
     unknown = sorted(set(e.export_tflite) - set(TFLITE_VARIANTS))
     _require(not unknown, "export_tflite",
              f"unknown {unknown}; choose from {', '.join(TFLITE_VARIANTS)}")
@@ -140,7 +142,7 @@ def _check_export(cfg: RunConfig) -> None:
 
 
 def _check_robustness(cfg: RunConfig) -> None:
-    t, r = cfg.train, cfg.robustness
+    t, r, ensemble = cfg.adversarial, cfg.robustness, cfg.ensemble
     _require(t.adversarial in ADVERSARIAL_ATTACKS, "adversarial",
              f"choose from {', '.join(ADVERSARIAL_ATTACKS)}")
     _require(0 <= t.adversarial_epsilon <= 1, "adversarial_epsilon", "must be in [0, 1]")
@@ -151,12 +153,12 @@ def _check_robustness(cfg: RunConfig) -> None:
              "each must be in [0, 1] (pixel units)")
     _require(r.robustness_examples >= 0, "robustness_examples", "must be >= 0 (0: all)")
     _require(r.robustness_pgd_steps >= 1, "robustness_pgd_steps", "must be >= 1")
-    _require(r.ensemble_top_k == 0 or r.ensemble_top_k >= 2, "ensemble_top_k",
+    _require(ensemble.ensemble_top_k == 0 or ensemble.ensemble_top_k >= 2, "ensemble_top_k",
              "must be >= 2, or 0 for no ensemble")
-    if r.ensemble_top_k:
+    if ensemble.ensemble_top_k:
         _require(cfg.search.search != "none", "ensemble_top_k",
                  "an ensemble of the best trials needs --search")
-        _require(cfg.search.search == "hyperband" or r.ensemble_top_k <= cfg.search.max_trials,
+        _require(cfg.search.search == "hyperband" or ensemble.ensemble_top_k <= cfg.search.max_trials,
                  "ensemble_top_k", f"must be <= --max_trials ({cfg.search.max_trials})")
 
 
@@ -178,6 +180,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_train(cfg)
     _check_search(cfg)
     _check_export(cfg)
+    _check_compress(cfg)
     _check_robustness(cfg)
     _check_cluster(cfg)
     _check_output_dir(cfg.output_dir)

@@ -15,8 +15,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.export.layout import resolve_saved_model
-
 
 def device_name() -> str:
     gpus = tf.config.list_physical_devices("GPU")
@@ -58,20 +56,20 @@ def _folder_megabytes(path: str) -> float:
                for root, _, names in os.walk(path) for name in names) / 2**20
 
 
-def measure(classifier: keras.Model, export_dir: str, image_size: int,
+def measure(classifier: keras.Model, serve_bytes, export_dir: str, image_size: int,
             serving_batch: int = 32, repeats: int = 30) -> dict:
+    """`serve_bytes`: the export's bytes signature as a callable on a batch of encoded
+    images (export/client.py); `export_dir`: the version folder it was loaded from."""
     rng = np.random.default_rng(0)
     images = rng.random((serving_batch, image_size, image_size, 3), dtype=np.float32)
     encoded = tf.io.encode_png(tf.cast(images[0] * 255, tf.uint8))
-    export_dir = resolve_saved_model(export_dir)  # a base folder: its highest version
-    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     one_bytes, batch_bytes = tf.stack([encoded]), tf.stack([encoded] * serving_batch)
     return {
         "device": device_name(),
         "keras_model": speed(lambda: classifier.predict_on_batch(images[:1]),
                              lambda: classifier.predict_on_batch(images), serving_batch,
                              repeats),
-        "saved_model": speed(lambda: serve(images=one_bytes), lambda: serve(images=batch_bytes),
+        "saved_model": speed(lambda: serve_bytes(one_bytes), lambda: serve_bytes(batch_bytes),
                              serving_batch, repeats),
         "parameters": {"total": int(classifier.count_params()),
                        "trainable": int(sum(np.prod(w.shape)

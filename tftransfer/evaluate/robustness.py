@@ -2,8 +2,7 @@
 `robustness` block of metrics.json.
 
 Images are float32 in [0, 1]; ε is a per-pixel bound in those units (8/255 ≈ 0.031). The
-attacks differentiate the negative log-likelihood of the true class with respect to the
-input, through the backbone's restored function, and keep every image in [0, 1].
+attacks are model/attacks.py's, which adversarial training uses too.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer.data import pipeline as data_lib
+from tftransfer.model.attacks import fgsm, pgd
 
 # name -> its parameter at severities 1, 2, 3.
 CORRUPTIONS = {
@@ -24,46 +24,6 @@ CORRUPTIONS = {
     "brightness": (0.1, 0.2, 0.3),          # added to every pixel
     "contrast": (0.6, 0.4, 0.2),            # distance to the image mean kept
 }
-
-
-def true_class_nll(labels, probabilities):
-    """-log p(true class); the small constant keeps the gradient where clipping would cut
-    it (a saturated softmax)."""
-    picked = tf.gather(probabilities, tf.cast(labels, tf.int32), batch_dims=1)
-    return -tf.math.log(tf.cast(picked, tf.float32) + 1e-12)
-
-
-def input_gradient(model: keras.Model, images, labels):
-    """d loss / d images, the model in inference mode."""
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        loss = true_class_nll(labels, model(images, training=False))
-    return tape.gradient(loss, images)
-
-
-def fgsm(model: keras.Model, images, labels, epsilon):
-    """One signed-gradient step of size ε (Goodfellow et al., 2015)."""
-    step = epsilon * tf.sign(input_gradient(model, images, labels))
-    return tf.stop_gradient(tf.clip_by_value(images + step, 0.0, 1.0))
-
-
-def pgd(model: keras.Model, images, labels, epsilon, steps: int, start_noise=None):
-    """Projected gradient ascent in the L∞ ball of radius ε (Madry et al., 2018): a start
-    at `start_noise` (uniform in [-1, 1], scaled by ε; none: the clean image), then `steps`
-    signed steps of 2.5 ε / steps, each projected back into the ball and [0, 1]."""
-    low = tf.maximum(images - epsilon, 0.0)
-    high = tf.minimum(images + epsilon, 1.0)
-    adversarial = images if start_noise is None else tf.clip_by_value(
-        images + epsilon * start_noise, low, high)
-    step_size = 2.5 * epsilon / steps
-
-    def ascend(adversarial):
-        step = step_size * tf.sign(input_gradient(model, adversarial, labels))
-        return (tf.clip_by_value(adversarial + step, low, high),)
-    # An explicit loop: Keras traces its train step without AutoGraph.
-    adversarial, = tf.while_loop(lambda _: True, ascend, (adversarial,),
-                                 maximum_iterations=steps)
-    return tf.stop_gradient(adversarial)
 
 
 def _gaussian_kernel(sigma: float) -> tf.Tensor:
@@ -166,7 +126,7 @@ def _transforms(model: keras.Model, pgd_steps: int) -> dict:
 
 def attack_epsilons(cfg) -> list[float]:
     """The evaluated ε: the configured ones and the adversarial-training ε, ascending."""
-    return sorted({*cfg.robustness.robustness_epsilons, cfg.train.adversarial_epsilon})
+    return sorted({*cfg.robustness.robustness_epsilons, cfg.adversarial.adversarial_epsilon})
 
 
 def evaluate_robustness(model: keras.Model, data: data_lib.DataBundle, cfg) -> dict:
@@ -185,7 +145,7 @@ def evaluate_robustness(model: keras.Model, data: data_lib.DataBundle, cfg) -> d
                     "accuracy": counter.accuracy(_corrupted(batches, name, severity, cfg.seed),
                                                  "clean")}
                    for name, values in CORRUPTIONS.items() for severity in (1, 2, 3)]
-    reference = cfg.train.adversarial_epsilon
+    reference = cfg.adversarial.adversarial_epsilon
     robust = next(a["accuracy"] for a in attacks
                   if a["attack"] == "pgd" and a["epsilon"] == reference)
     result = {"split": split, "examples": count, "clean_accuracy": clean,

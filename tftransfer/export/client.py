@@ -44,5 +44,10 @@ class ServingClient:
     def call(self, signature: signatures_lib.Signature, inputs) -> dict[str, tf.Tensor]:
         return self.function(signature)(**{signature.input_name: inputs})
 
+    def caller(self, signature: signatures_lib.Signature):
+        """`signature` as a one-argument callable, e.g. to time it."""
+        function = self.function(signature)
+        return lambda inputs: function(**{signature.input_name: inputs})
+
     def probabilities(self, signature: signatures_lib.Signature, inputs) -> np.ndarray:
         return self.call(signature, inputs)[signatures_lib.PROBABILITIES].numpy()

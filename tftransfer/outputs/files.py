@@ -14,3 +14,8 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, payload, **dump_options) -> None:
     write_text(path, json.dumps(payload, **dump_options))
+
+
+def write_config(path: str, cfg, **extra) -> None:
+    """A RunConfig as JSON, with `extra` top-level entries beside its sections."""
+    write_json(path, {**cfg.to_dict(), **extra}, indent=2, sort_keys=True)

@@ -70,7 +70,7 @@ class TransferHyperModel(kt.HyperModel):
 
     def _adversarial(self, cfg) -> bool:
         """Trials train on adversarial batches only where the space holds `adversarial`."""
-        return "adversarial" in self.space and cfg.train.adversarial != "none"
+        return "adversarial" in self.space and cfg.adversarial.adversarial != "none"
 
     def _uses_cache(self, cfg) -> bool:
         return (self.sd.cached is not None and cfg.backbone.fine_tune_depth == 0
@@ -102,7 +102,7 @@ class TransferHyperModel(kt.HyperModel):
                                                    self.module)
             model = model_lib.build_classifier(backbone, head, cfg.data.image_size)
             if self._adversarial(cfg):
-                model = adversarial_lib.wrap(model, cfg.train, self.cfg.seed)
+                model = adversarial_lib.wrap(model, cfg.adversarial, self.cfg.seed)
         # Compiled here so KerasTuner accepts it; each phase in fit() recompiles.
         model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
                                     cfg.train.learning_rate, 1, 0)

@@ -125,7 +125,7 @@ def build_top_k(final: keras.Model, final_backbone, search_result: search.Search
     """The final model and the next --ensemble_top_k - 1 distinct trials, averaged.
     `cfg` is the run's config before the best values were applied (any trial's values are
     applied to it)."""
-    wanted = cfg.robustness.ensemble_top_k - 1
+    wanted = cfg.ensemble.ensemble_top_k - 1
     trials = runner_up_trials(search_result, wanted)
     if not trials:
         raise UserError("--ensemble_top_k: the search has no completed trial besides the "
@@ -136,12 +136,12 @@ def build_top_k(final: keras.Model, final_backbone, search_result: search.Search
     members, modules = [final], [final_backbone.module]
     for trial in trials:
         member_cfg = search.apply_values(cfg, trial["hyperparameters"])
-        if cfg.robustness.ensemble_members == "retrain":
+        if cfg.ensemble.ensemble_members == "retrain":
             classifier, backbone = _retrained(trial, member_cfg, data, strategy)
         else:
             classifier, backbone = _restored(trial, member_cfg, data.num_classes, strategy, cfg)
         logging.info("Ensemble member %s (%s, score %.4f): %s", trial["trial_id"],
-                     cfg.robustness.ensemble_members, trial["score"], trial["hyperparameters"])
+                     cfg.ensemble.ensemble_members, trial["score"], trial["hyperparameters"])
         members.append(classifier)
         modules.append(backbone.module)
     with strategy.scope():

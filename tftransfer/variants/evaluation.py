@@ -14,10 +14,9 @@ import keras
 
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
-from tftransfer.evaluate import performance, robustness, splits as evaluate
-from tftransfer.export import saved_model as export
-from tftransfer.train import adversarial
-from tftransfer.variants import ensemble
+from tftransfer.evaluate import robustness, splits as evaluate
+from tftransfer.export import measure, saved_model as export
+from tftransfer.variants import adversarial, ensemble
 
 
 def evaluate_variant(model: keras.Model, data: DataBundle, cfg: RunConfig, base_dir: str,
@@ -28,8 +27,8 @@ def evaluate_variant(model: keras.Model, data: DataBundle, cfg: RunConfig, base_
         metrics["robustness"] = robustness.evaluate_robustness(model, data, cfg)
     export_dir = export.export_saved_model(model, data.class_names, cfg.data.image_size,
                                            hub_modules, base_dir, cfg.export.export_version)
-    metrics["performance"] = performance.measure(model, export_dir, cfg.data.image_size,
-                                                 serving_batch=cfg.data.batch_size)
+    metrics["performance"] = measure.performance_block(model, export_dir, cfg.data.image_size,
+                                                       serving_batch=cfg.data.batch_size)
     metrics["export_dir"] = export_dir
     return metrics
 
@@ -38,7 +37,7 @@ def adversarial_variant(classifier: keras.Model, data: DataBundle, cfg: RunConfi
     """The `adversarial` block: fine-tunes a copy of the trained classifier (--adversarial)
     and evaluates it."""
     tuned = adversarial.fine_tune(classifier, data, cfg)
-    t = cfg.train
+    t = cfg.adversarial
     block = {"attack": t.adversarial, "epsilon": t.adversarial_epsilon,
              "mix": t.adversarial_mix, "epochs": t.adversarial_epochs,
              "training": {"phases": [vars(p) for p in tuned.training.phases],
@@ -53,7 +52,7 @@ def ensemble_variant(classifier: keras.Model, backbone, search_result, data: Dat
     """The `ensemble` block: the final classifier and the next best trials, averaged."""
     built = ensemble.build_top_k(classifier, backbone, search_result, data, cfg, strategy)
     block = {"members": 1 + len(built.trial_ids), "trial_ids": built.trial_ids,
-             "member_source": cfg.robustness.ensemble_members}
+             "member_source": cfg.ensemble.ensemble_members}
     return {**block, **evaluate_variant(
         built.model, data, cfg, os.path.join(cfg.output_dir, ensemble.FOLDER, "saved_model"),
         built.hub_modules)}

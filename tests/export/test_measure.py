@@ -1,8 +1,7 @@
 import numpy as np
 from conftest import make_config
 
-from tftransfer.evaluate import performance
-from tftransfer.export import saved_model as export
+from tftransfer.export import measure, saved_model as export
 from tftransfer.model import classifier as model_lib
 
 
@@ -12,7 +11,7 @@ def test_measures_both_models_and_sizes(tmp_path, tiny_hub_dir, color_folder):
     classifier = model_lib.build_classifier(backbone, model_lib.build_head(width, 3, cfg.head), 24)
     export_dir = export.export_saved_model(classifier, ["a", "b", "c"], 24, backbone.module,
                                            str(tmp_path / "saved_model"))
-    perf = performance.measure(classifier, export_dir, 24, serving_batch=8, repeats=10)
+    perf = measure.performance_block(classifier, export_dir, 24, serving_batch=8, repeats=10)
     assert set(perf) == {"device", "keras_model", "saved_model", "parameters",
                          "export_megabytes", "peak_host_memory_megabytes"}
     for speed in (perf["keras_model"], perf["saved_model"]):
