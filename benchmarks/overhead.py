@@ -39,7 +39,7 @@ def main() -> None:
     from tftransfer.train import training as train
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")   # decoded into the memory cache
-    model, backbone = model_lib.build_model(cfg, data.num_classes)
+    model = model_lib.build_model(cfg, data.num_classes)
 
     def by_hand():
         model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
@@ -48,7 +48,7 @@ def main() -> None:
 
     def with_tftransfer():
         run_cfg = dataclasses.replace(cfg, output_dir=_common.scratch_dir("overhead"))
-        train.train(model, backbone, data, run_cfg)
+        train.train(model, model.backbone, data, run_cfg)
 
     seconds = _common.alternate({"keras fit": by_hand, "tftransfer": with_tftransfer}, rounds)
     for name, values in seconds.items():

@@ -6,8 +6,8 @@ TFDS's records, decodes, resizes and augments (the default augmentations) as it 
 a second pipeline with the default cache (decoded images kept in memory after the first
 epoch, augmentation still per batch) is measured too. The in-memory side is one epoch of
 the first pipeline's batches, materialised beforehand. One model (frozen Lite0 + head,
-compiled by model.compile_for_phase) and one train function serve every side; their
-epochs take turns. Then the iterator wait: the time `next()` on the pipeline's iterator
+compiled by model/compile.py's compile_for_phase) and one train function serve every side;
+their epochs take turns. Then the iterator wait: the time `next()` on the pipeline's iterator
 takes per step while the model trains between calls (tf.data's performance guide: at most
 50 us means the input pipeline is not the bottleneck). Last, each pipeline alone: on a
 machine whose cores the model already fills (a CPU-only machine), the pipeline's work can
@@ -52,17 +52,17 @@ def main() -> None:
                               image_size=size, batch_size=64, augment=True, cache="none",
                               fine_tune_depth=args.fine_tune_depth)
     from tftransfer.data import pipeline as data_lib
-    from tftransfer.model import classifier as model_lib
+    from tftransfer.model import classifier as model_lib, compile as compile_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
     cached_cfg = dataclasses.replace(cfg.data, cache="memory")
     cached = data_lib.load_data(cached_cfg, cfg.seed, "")   # counting labels fills the cache
     memory = _common.in_memory_batches(data.train)
-    model, backbone = model_lib.build_model(cfg, data.num_classes)
-    backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
+    model = model_lib.build_model(cfg, data.num_classes)
+    model.backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
     steps = examples // cfg.data.batch_size
-    model_lib.compile_for_phase(model, cfg.train, data.num_classes, cfg.head.label_smoothing,
-                                cfg.train.learning_rate, steps * (3 * rounds + 1), 0)
+    compile_lib.compile_for_phase(model, cfg.train, data.num_classes, cfg.head.label_smoothing,
+                                  cfg.train.learning_rate, steps * (3 * rounds + 1), 0)
     inputs = {"in memory": memory, "pipeline": data.train, "pipeline, cached": cached.train}
     epochs = {name: (lambda ds=ds: model.fit(ds, epochs=1, verbose=0))
               for name, ds in inputs.items()}

@@ -44,14 +44,14 @@ def _tflite_table(classifier, data, size: int, repeats: int, folder: str) -> Non
                                                count=32, seed=0)
     one = calibration[:1]
     rows = {}
-    for variant in tflite.VARIANTS:
-        path = tflite.write_variant(classifier, variant, folder, calibration)
+    for mode in tflite.MODES:
+        path = tflite.write_model(classifier, mode, folder, calibration)
         predictor = tflite.InterpreterPredictor(path)
-        rows[variant] = (os.path.getsize(path),
+        rows[mode] = (os.path.getsize(path),
                          statistics.median(_latencies_ms(lambda: predictor(one), repeats)))
     size_float, latency_float = rows["float"]
-    for variant, (size_bytes, latency) in rows.items():
-        print(f"tflite {variant}: {size_bytes / 2**20:.2f} MB ({size_bytes / size_float:.2f}x "
+    for mode, (size_bytes, latency) in rows.items():
+        print(f"tflite {mode}: {size_bytes / 2**20:.2f} MB ({size_bytes / size_float:.2f}x "
               f"float), batch-1 latency p50 {latency:.2f} ms ({latency / latency_float:.2f}x "
               f"float)")
 
@@ -66,12 +66,13 @@ def main() -> None:
     import tensorflow as tf
 
     from tftransfer.data import pipeline as data_lib
-    from tftransfer.export import measure, saved_model as export
+    from tftransfer.export import client, measure, saved_model as export, signatures
     from tftransfer.model import classifier as model_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
-    export_dir = export.export_saved_model(classifier, data.class_names, size, backbone.module,
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    export_dir = export.export_saved_model(classifier, data.class_names, size,
+                                           classifier.backbone.module,
                                            os.path.join(cfg.output_dir, "saved_model"))
     measured = measure.performance_block(classifier, export_dir, size, batch, repeats)
     keras_speed, saved_speed = measured["keras_model"], measured["saved_model"]
@@ -80,8 +81,8 @@ def main() -> None:
               f"batch-1 latency p50 {speed['latency_ms_p50']:.2f} ms, "
               f"p95 {speed['latency_ms_p95']:.2f} ms")
     pixels = tf.constant(np.full((batch, size, size, 3), 128, np.uint8))
-    serve_pixels = tf.saved_model.load(export_dir).signatures["serving_pixels"]
-    pixel_seconds = statistics.median(_latencies_ms(lambda: serve_pixels(pixels=pixels),
+    serve_pixels = client.ServingClient(export_dir).caller(signatures.PIXELS)
+    pixel_seconds = statistics.median(_latencies_ms(lambda: serve_pixels(pixels),
                                                     max(3, repeats // 5))) / 1000
     pixel_ratio = batch / pixel_seconds / keras_speed["throughput_images_per_s"]
     print(f"saved_model pixels: {batch / pixel_seconds:.1f} images/s "

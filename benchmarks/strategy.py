@@ -23,13 +23,13 @@ def _add_arguments(parser) -> None:
 
 
 def _classifier(cfg, num_classes: int, strategy, steps: int):
-    from tftransfer.model import classifier as model_lib
+    from tftransfer.model import classifier as model_lib, compile as compile_lib
 
     with strategy.scope():
-        model, backbone = model_lib.build_model(cfg, num_classes)
-        backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
-        model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
-                                    cfg.train.learning_rate, steps, 0)
+        model = model_lib.build_model(cfg, num_classes)
+        model.backbone.set_fine_tune_depth(cfg.backbone.fine_tune_depth)
+        compile_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
+                                      cfg.train.learning_rate, steps, 0)
     return model
 
 

@@ -1,21 +1,71 @@
-"""Shared fixtures. Two logical CPU devices are configured before TensorFlow initialises,
-so MirroredStrategy tests really run with 2 replicas on a machine without GPUs."""
+"""Shared fixtures. TensorFlow is imported lazily: pure tests (config, layout, report format,
+search space, launcher...) run without it. Whenever TensorFlow is first imported in this
+process, by a test module, a fixture or the package, its first CPU is split into two logical
+devices before the runtime starts, so MirroredStrategy tests really run with 2 replicas on a
+machine without GPUs."""
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-import tiny_hub  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+_two_cpus_done = False
+
+
+def _configure_two_cpus(tf) -> None:
+    """Two logical devices on the first physical CPU (once; a no-op if already configured)."""
+    global _two_cpus_done
+    if _two_cpus_done:
+        return
+    _two_cpus_done = True
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if tf.config.get_logical_device_configuration(cpu):
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError as error:  # the runtime had started: MirroredStrategy gets 1 replica
+        warnings.warn(f"tests: two logical CPUs not configured: {error}")
+
+
+class _TwoCpusOnTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Runs _configure_two_cpus right after `tensorflow` finishes importing, whoever imports
+    it, before any test or fixture can start TensorFlow's runtime."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and the lookup below does not come back here
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_then_configure(module):
+                exec_module(module)
+                _configure_two_cpus(module)
+            spec.loader.exec_module = exec_then_configure
+        return spec
+
+
+if "tensorflow" in sys.modules:  # imported before this file, e.g. by a plugin
+    _configure_two_cpus(sys.modules["tensorflow"])
+elif not any(isinstance(f, _TwoCpusOnTensorFlowImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _TwoCpusOnTensorFlowImport())
+
+
+def pytest_collection_finish(session):
+    """A check: had the import hook been bypassed, configure now (before any test runs)."""
+    if "tensorflow" in sys.modules:
+        _configure_two_cpus(sys.modules["tensorflow"])
+
 
 TESTS = os.path.dirname(os.path.abspath(__file__))  # helper scripts live here
 REPO = os.path.dirname(TESTS)  # the checkout
@@ -24,7 +74,17 @@ COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
 
 @pytest.fixture(scope="session")
 def tiny_hub_dir(tmp_path_factory) -> str:
-    return tiny_hub.save_tiny_hub_module(str(tmp_path_factory.mktemp("hub") / "tiny"))
+    """The tiny TF-Hub module of tiny_hub.py. Built here when TensorFlow is already imported;
+    else in a child process, so tests that only validate a config stay free of TensorFlow."""
+    path = str(tmp_path_factory.mktemp("hub") / "tiny")
+    if "tensorflow" not in sys.modules:
+        build = f"import tiny_hub; tiny_hub.save_tiny_hub_module({path!r})"
+        subprocess.run([sys.executable, "-c", build], cwd=TESTS, check=True,
+                       capture_output=True, timeout=300)
+        return path
+    import tiny_hub
+    _configure_two_cpus(sys.modules["tensorflow"])
+    return tiny_hub.save_tiny_hub_module(path)
 
 
 def write_color_folder(root, per_class: int = 30, size=(36, 44), seed: int = 0) -> str:

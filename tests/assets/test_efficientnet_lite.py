@@ -45,6 +45,12 @@ def export_dir(classifier, tmp_path_factory):
     return efficientnet_lite.export_hub_feature_vector(features, target)
 
 
+@pytest.fixture(scope="module")
+def loaded(export_dir):
+    """The export loaded once, for the tests that only read it."""
+    return hub.load(export_dir)
+
+
 def _payload_pickles(marker):
     """Pickles that would create `marker` if an unrestricted unpickler loaded them."""
     os_system = b"cos\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR."
@@ -118,17 +124,15 @@ def test_classifier_is_imagenet_accurate(classifier, imagenet_batch):
     assert np.sum(top5[:, 0] == labels) >= 15
 
 
-def test_hub_export_matches_keras_features(classifier, imagenet_batch, export_dir):
+def test_hub_export_matches_keras_features(classifier, imagenet_batch, loaded):
     images = imagenet_batch[0][:4]
     expected = efficientnet_lite.feature_extractor(classifier)(images, training=False)
-    loaded = hub.load(export_dir)
     features = loaded(tf.constant(images), training=False)
     assert features.shape == (4, efficientnet_lite.FEATURE_DIM)
     np.testing.assert_allclose(features.numpy(), expected.numpy(), atol=1e-4)
 
 
-def test_hub_export_variables_are_block_scoped(export_dir):
-    loaded = hub.load(export_dir)
+def test_hub_export_variables_are_block_scoped(loaded):
     names = [v.name for v in loaded.variables]
     assert names[0] == "stem/stem_conv/kernel:0"
     assert names[-1] == "head/head_bn/moving_variance:0"

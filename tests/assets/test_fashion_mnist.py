@@ -46,6 +46,7 @@ def test_load_yields_28x28x1_uint8_images_with_valid_labels(data_dir):
         assert 0 <= int(label) < 10
 
 
+@pytest.mark.e2e
 def test_load_works_in_fresh_process_without_network(data_dir):
     script = textwrap.dedent(
         f"""

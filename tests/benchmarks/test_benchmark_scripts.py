@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.e2e
+
 # Longest first: the smoke runs go two at a time (much of each is single-threaded tracing).
 SCRIPTS = ["quickstart", "strategy", "serving", "pipeline", "search", "feature_cache",
            "overhead", "compute_efficiency"]

@@ -19,6 +19,8 @@ from conftest import REPO, write_color_folder
 
 from tftransfer.search.space import OVERRIDABLE
 
+pytestmark = pytest.mark.e2e
+
 BASE = ["--dataset=mnist", "--hub_handle={hub}", "--output_dir={out}"]
 IMAGES = ["--dataset={colors}", "--hub_handle={hub}", "--output_dir={out}", "--image_size=24"]
 

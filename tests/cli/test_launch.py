@@ -41,6 +41,7 @@ def _started_pids(text: str) -> dict[str, int]:
             re.findall(r"\[launch\] started (.+) \(pid (\d+)\)", text)}
 
 
+@pytest.mark.e2e
 def test_output_is_prefixed_per_process_and_success_is_zero():
     specs = [launch.ProcessSpec("worker 0", _python(
                  "import sys; print('hello'); print('warned', file=sys.stderr)"), {}),
@@ -54,6 +55,7 @@ def test_output_is_prefixed_per_process_and_success_is_zero():
     assert set(_started_pids(out.getvalue())) == {"worker 0", "worker 1"}
 
 
+@pytest.mark.e2e
 def test_a_failure_stops_the_others_and_their_children():
     parent = ("import subprocess, sys, time\n"
               f"child = subprocess.Popen([sys.executable, '-c', {SLEEP!r}])\n"
@@ -70,6 +72,7 @@ def test_a_failure_stops_the_others_and_their_children():
     assert _gone(_started_pids(text)["worker 0"]) and _gone(grandchild)
 
 
+@pytest.mark.e2e
 def test_the_timeout_stops_everything():
     out = io.StringIO()
     specs = [launch.ProcessSpec(f"worker {i}", _python(SLEEP), {}) for i in range(2)]
@@ -86,6 +89,7 @@ def _launcher_with_a_sleeper():
     return process, _started_pids(line)["sleeper"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 130), (signal.SIGINT, 130),
                                          (signal.SIGKILL, -signal.SIGKILL)])
 def test_stopping_or_killing_the_launcher_stops_its_processes(sig, status):

@@ -71,6 +71,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.e2e
 def test_json_output_is_well_formed_and_agrees_with_the_signature(model_dir, samples):
     proc = _cli(f"--model_dir={model_dir}", "--format=json", "--top_k=2", "--batch_size=2",
                 *samples)
@@ -150,6 +151,7 @@ def test_folders_are_searched_recursively_and_bad_files_are_skipped(model_dir, s
     assert table.count("skipped") == 3 and table.count("\n") == 3 + 8 * 2
 
 
+@pytest.mark.e2e
 def test_table_output_from_the_cli(model_dir, samples, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
@@ -162,6 +164,7 @@ def test_table_output_from_the_cli(model_dir, samples, tmp_path):
                for line in lines[1:4] + lines[6:9])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", ["missing_model", "not_a_saved_model", "no_images",
                                   "no_paths", "missing_path", "bad_flag"])
 def test_user_errors_are_one_line_with_exit_status_2(case, model_dir, tmp_path):

@@ -13,9 +13,12 @@ from PIL import Image
 
 from tftransfer.cli import run as run_lib
 
+# Whole-pipeline runs (run_lib.run, most on the real Lite0 and Fashion-MNIST) and CLI subprocesses.
+pytestmark = pytest.mark.e2e
+
 
 def _changed_variables(handle, classifier):
-    backbone = classifier.get_layer("backbone")
+    backbone = classifier.backbone
     original = {v.name: v.numpy() for v in hub.load(handle).variables}
     return {v.name for v in backbone.module.variables
             if not np.array_equal(original[v.name], v.numpy())}
@@ -73,7 +76,7 @@ def test_real_run_learns_and_writes_every_output(real_run):
 def test_real_run_fine_tunes_exactly_the_top_blocks(real_run, lite0_handle):
     _, outputs = real_run
     changed = _changed_variables(lite0_handle, outputs.classifier)
-    module = outputs.classifier.get_layer("backbone").module
+    module = outputs.classifier.backbone.module
     expected = {v.name for v in module.trainable_variables
                 if v.name.startswith(("blocks_14/", "blocks_15/", "head/"))}
     assert changed == expected
@@ -115,7 +118,7 @@ def test_mirrored_strategy_with_two_replicas_trains_and_exports(tmp_path, tiny_h
                       learning_rate=0.05)
     outputs = run_lib.run(cfg)
     assert tf.distribute.has_strategy() is False
-    module = outputs.classifier.get_layer("backbone").module
+    module = outputs.classifier.backbone.module
     replicas = module.variables[-1].values
     assert len(replicas) == 2
     np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())

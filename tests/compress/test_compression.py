@@ -31,7 +31,8 @@ def compressed(tmp_path_factory, tiny_hub_dir):
                       prune_epochs=1, representative_examples=16)
     keras.utils.set_random_seed(cfg.seed)
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    backbone = classifier.backbone
     # The final weights, not train()'s best checkpoint: that is the first epoch to reach
     # 100 % validation accuracy, whose margins are too thin to survive int8 reliably.
     train_lib.run_phases(classifier, backbone, data.train, None, data.sizes["train"],
@@ -39,7 +40,7 @@ def compressed(tmp_path_factory, tiny_hub_dir):
     export_dir = export.export_saved_model(classifier, data.class_names, cfg.data.image_size,
                                            backbone.module, os.path.join(out, "saved_model"))
     float_weights = [w.numpy() for w in classifier.weights]
-    result = compression.compress_and_evaluate(classifier, backbone, data, cfg, export_dir)
+    result = compression.compress_and_evaluate(classifier, data, cfg, export_dir)
     return cfg, data, classifier, float_weights, result
 
 
@@ -98,7 +99,7 @@ def test_int8_variant_really_holds_int8_tensors(compressed):
 def test_keras_int8_quantizes_the_head_on_a_copy(compressed):
     _, _, classifier, _, result = compressed
     assert _rows(result)["keras_int8"]["quantized_layers"] == ["head_logits"]
-    head_kernel = classifier.get_layer("head").get_layer("head_logits").kernel
+    head_kernel = classifier.head.get_layer("head_logits").kernel
     assert head_kernel.dtype == "float32"  # the trained classifier is not quantized
 
 
@@ -150,7 +151,7 @@ def test_the_report_table_shows_the_real_result(compressed):
 def test_nothing_requested_does_nothing(tmp_path, tiny_hub_dir, color_folder):
     cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir)
     assert not compression.requested(cfg)
-    assert compression.compress_and_evaluate(None, None, None, cfg, "") is None
+    assert compression.compress_and_evaluate(None, None, cfg, "") is None
     assert not os.path.exists(tmp_path / "compression.json")
 
 
@@ -159,7 +160,7 @@ def test_without_an_evaluation_split_it_is_one_line(tmp_path, tiny_hub_dir, colo
                       export_tflite=["float"])
     no_splits = types.SimpleNamespace(test=None, validation=None)
     with pytest.raises(DataError, match="there is neither"):
-        compression.compress_and_evaluate(None, None, no_splits, cfg, "")
+        compression.compress_and_evaluate(None, no_splits, cfg, "")
 
 
 def test_variants_that_cannot_be_built_are_skipped_with_the_reason(compressed, monkeypatch):
@@ -167,11 +168,11 @@ def test_variants_that_cannot_be_built_are_skipped_with_the_reason(compressed, m
 
     def refuse(*args):
         raise RuntimeError("calibration failed\nat node 2")
-    monkeypatch.setattr(compression.tflite, "write_variant", refuse)
+    monkeypatch.setattr(compression.tflite, "write_model", refuse)
     features = keras.Input((16,))
     no_dense = keras.Model(features, keras.layers.Activation("softmax")(features), name="head")
-    backbone = classifier.get_layer("backbone")
-    bare = model_lib.build_classifier(backbone, no_dense, cfg.data.image_size)
+    backbone = classifier.backbone
+    bare = model_lib.TransferClassifier(backbone, no_dense, cfg.data.image_size)
     skipped = []
     assert list(compression._candidates(bare, backbone, data, cfg, skipped)) == []
     assert skipped == [{"variant": f"tflite_{v}", "reason": "calibration failed"}

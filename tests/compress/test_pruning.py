@@ -9,7 +9,7 @@ from conftest import make_config
 from tftransfer.compress import pruning
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
-from tftransfer.export.layout import PIXELS_SIGNATURE
+from tftransfer.export.signatures import PIXELS
 from tftransfer.model import classifier as model_lib
 
 TARGET = 0.6
@@ -85,10 +85,10 @@ def pruned(tmp_path_factory, tiny_hub_dir, color_folder):
     strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
     data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
     with strategy.scope():
-        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
+        classifier = model_lib.build_model(cfg, data.num_classes)
     before = [w.numpy() for w in classifier.weights]
-    return cfg, data, classifier, before, pruning.prune_and_export(classifier, backbone, data,
-                                                                   cfg)
+    return cfg, data, classifier, before, pruning.prune_and_export(
+        classifier, data, cfg)
 
 
 def test_prunes_the_fine_tuned_kernels_in_a_short_fine_tune(pruned):
@@ -101,7 +101,7 @@ def test_prunes_the_fine_tuned_kernels_in_a_short_fine_tune(pruned):
     assert summary["learning_rate"] == pytest.approx(cfg.train.learning_rate * 0.5)
     assert result.export_dir == os.path.join(cfg.output_dir, "pruned_saved_model", "1")
     # Moving BatchNorm statistics could not follow the pruning in a short fine-tune.
-    assert result.classifier.get_layer("backbone").bn_inference
+    assert result.classifier.backbone.bn_inference
 
 
 def test_exported_weights_are_at_the_target_sparsity(pruned):
@@ -114,13 +114,13 @@ def test_exported_weights_are_at_the_target_sparsity(pruned):
         assert pruning.sparsity([exported[name]]) == 0.0, name
     # The head's kernel, found among the checkpoint's tensors by its pruned values.
     reader = tf.train.load_checkpoint(os.path.join(result.export_dir, "variables", "variables"))
-    logits = result.classifier.get_layer("head").get_layer("head_logits").kernel.numpy()
+    logits = result.classifier.head.get_layer("head_logits").kernel.numpy()
     matches = [reader.get_tensor(key) for key, shape in reader.get_variable_to_shape_map().items()
                if shape == list(logits.shape)
                and np.array_equal(reader.get_tensor(key), logits)]
     assert matches and pruning.sparsity(matches[:1]) == pytest.approx(TARGET, abs=0.01)
     pixels = tf.zeros([2, 24, 24, 3], tf.uint8)
-    probabilities = loaded.signatures[PIXELS_SIGNATURE](pixels=pixels)["probabilities"]
+    probabilities = loaded.signatures[PIXELS.name](pixels=pixels)["probabilities"]
     np.testing.assert_allclose(tf.reduce_sum(probabilities, -1), [1, 1], rtol=1e-5)
 
 
@@ -129,6 +129,6 @@ def test_the_original_classifier_is_untouched(pruned):
     for value, weight in zip(before, classifier.weights):
         np.testing.assert_array_equal(value, weight.numpy())
     assert result.classifier is not classifier
-    original_module = classifier.get_layer("backbone").module
+    original_module = classifier.backbone.module
     assert pruning.sparsity([v.numpy() for v in original_module.variables
                              if v.name == "blocks_2/conv/kernel:0"]) == 0.0

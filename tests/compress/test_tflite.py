@@ -35,7 +35,7 @@ def small_model():
 
 
 def test_float_variant_runs_any_batch_like_keras(small_model, tmp_path):
-    path = tflite.write_variant(small_model, "float", str(tmp_path))
+    path = tflite.write_model(small_model, "float", str(tmp_path))
     predictor = tflite.InterpreterPredictor(path)
     images = np.random.default_rng(0).random((7, 8, 8, 3), dtype=np.float32)
     expected = small_model.predict(images, verbose=0)
@@ -53,7 +53,7 @@ def test_conversion_logs_rather_than_prints_the_keras_export_listing(small_model
 def test_int8_variant_is_integer_inside_with_float_ends(small_model, tmp_path):
     calibration = np.random.default_rng(1).random((16, 8, 8, 3), dtype=np.float32)
     predictor = tflite.InterpreterPredictor(
-        tflite.write_variant(small_model, "int8", str(tmp_path), calibration))
+        tflite.write_model(small_model, "int8", str(tmp_path), calibration))
     types = predictor.tensor_types()
     assert types["int8"] > 0 and types["float32"] == 2  # the input and the output
     images = calibration[:4]

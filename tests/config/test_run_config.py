@@ -85,6 +85,7 @@ def _run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.e2e
 def test_cli_bad_value_is_one_line_exit_2_before_tensorflow(tmp_path, tiny_hub_dir):
     result = _run_cli("--dataset=mnist", f"--hub_handle={tiny_hub_dir}",
                       f"--output_dir={tmp_path}", "--batch_size=0")
@@ -92,6 +93,7 @@ def test_cli_bad_value_is_one_line_exit_2_before_tensorflow(tmp_path, tiny_hub_d
     assert result.stderr.strip().splitlines() == ["error: --batch_size: must be >= 1"]
 
 
+@pytest.mark.e2e
 def test_cli_unknown_flag_in_flagfile_is_one_line_exit_2(tmp_path):
     flagfile = tmp_path / "x.flags"
     flagfile.write_text("--dataset=mnist\n--no_such_flag=3\n")
@@ -101,8 +103,10 @@ def test_cli_unknown_flag_in_flagfile_is_one_line_exit_2(tmp_path):
     assert len(lines) == 1 and "no_such_flag" in lines[0] and lines[0].startswith("error: ")
 
 
+@pytest.mark.e2e
 def test_validation_does_not_import_tensorflow(tmp_path, tiny_hub_dir):
-    code = ("import sys; from tftransfer.cli import flags; from tftransfer.config import run_config as config, validation;"
+    code = ("import sys; from tftransfer.cli import flags;"
+            "from tftransfer.config import run_config as config, validation;"
             f"validation.validate(config.from_flat({{'dataset': 'mnist', 'hub_handle': "
             f"{tiny_hub_dir!r}, 'output_dir': {str(tmp_path)!r}}}));"
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")

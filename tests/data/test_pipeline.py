@@ -11,7 +11,7 @@ from PIL import Image
 
 from tftransfer.config.errors import DataError
 from tftransfer.config.run_config import DataConfig
-from tftransfer.data import pipeline as data_lib
+from tftransfer.data import pipeline as data_lib, preprocess
 from tftransfer.data.folder_source import load_folder
 
 
@@ -113,7 +113,7 @@ def test_serving_preprocessing_matches_the_pipeline(tmp_path):
     pipeline_images = np.concatenate([x for x, _ in bundle.train.as_numpy_iterator()])
     for name in ("0.jpg", "1.png"):
         encoded = tf.io.read_file(os.path.join(root, "class_2", name))
-        served = data_lib.preprocess_encoded(encoded, 16).numpy()
+        served = preprocess.preprocess_encoded(encoded, 16).numpy()
         assert any(np.array_equal(served, image) for image in pipeline_images)
 
 
@@ -138,26 +138,13 @@ def test_equal_sized_tfds_images_resize_in_batches_to_the_served_pixels(
                validation_fraction=0.0, cache="none", image_size=20)
     bundle = data_lib.load_data(cfg, 0, "")
     assert 300 > data_lib.RESIZE_BATCH and bundle.train_unbatched.cardinality() == 300
-    served = tf.function(lambda image: data_lib.preprocess_pixels(image, 20), input_signature=[
-        tf.TensorSpec([None, None, None], tf.uint8)])
+    served = tf.function(lambda image: preprocess.preprocess_pixels(image, 20),
+                         input_signature=[tf.TensorSpec([None, None, None], tf.uint8)])
     raw = tfds.builder("fashion_mnist", data_dir=fashion_mnist_dir).as_dataset(
         split="train[:300]", as_supervised=True)
     for (image, label), (resized, resized_label) in zip(raw, bundle.train_unbatched):
         assert int(label) == int(resized_label)
         np.testing.assert_array_equal(np.round(served(image).numpy() * 255), resized)
-
-
-@pytest.mark.parametrize("side, antialiased", [(64, True), (10, False)])
-def test_only_shrinking_is_antialiased(side, antialiased):
-    image = tf.random.uniform([side, side, 3], 0, 255, tf.int32, seed=1)
-    image = tf.cast(image, tf.uint8)
-    dynamic = tf.function(lambda x: data_lib._resized(x, 16), input_signature=[
-        tf.TensorSpec([None, None, 3], tf.uint8)])
-    for resized in (data_lib._resized(image, 16), dynamic(image)):
-        expected = tf.image.resize(image, [16, 16], antialias=True)
-        np.testing.assert_allclose(resized, expected, atol=1e-3)
-        plain = tf.image.resize(image, [16, 16])
-        assert np.allclose(resized, plain, atol=1e-3) != antialiased
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -207,8 +194,8 @@ def test_a_huge_image_is_decoded_and_resized_like_any_other(tmp_path):
                                      augment=False), 0, "")
     assert bundle.sizes == {"train": 13} and bundle.skipped == {}
     images = np.concatenate([x for x, _ in bundle.train.as_numpy_iterator()])
-    huge = data_lib.preprocess_encoded(tf.io.read_file(os.path.join(root, "class_0", "huge.jpg")),
-                                       16).numpy()
+    huge = preprocess.preprocess_encoded(
+        tf.io.read_file(os.path.join(root, "class_0", "huge.jpg")), 16).numpy()
     assert any(np.array_equal(huge, image) for image in images)
     np.testing.assert_allclose(huge[8, 8], np.array([200, 40, 40]) / 255, atol=0.02)
 
@@ -225,3 +212,18 @@ def test_class_and_file_names_with_spaces_and_non_ascii_letters(tmp_path):
     assert bundle.class_names == names and bundle.sizes == {"train": 9}
     labels = np.concatenate([y for _, y in bundle.train.as_numpy_iterator()])
     assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_a_searched_config_gets_a_new_bundle_and_leaves_the_loaded_one_alone(color_folder):
+    cfg = _cfg(color_folder, validation_fraction=0.0, test_fraction=0.0, augment=False)
+    bundle = data_lib.load_data(cfg, 0, "")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bundle.train = bundle.train_unbatched
+    searched = data_lib.with_train_split(bundle, dataclasses.replace(cfg, batch_size=5), 0, 2)
+    assert searched is not bundle and searched.train_unbatched is bundle.train_unbatched
+    assert searched.sizes == bundle.sizes == {"train": 90}
+    assert [len(y) for _, y in bundle.train.as_numpy_iterator()] == [8] * 11 + [2]
+    assert [len(y) for _, y in searched.train.as_numpy_iterator()] == [4] * 22 + [2]
+    labels = np.concatenate([y for _, y in searched.train.as_numpy_iterator()])
+    assert sorted(labels.tolist()) == sorted(
+        np.concatenate([y for _, y in bundle.train.as_numpy_iterator()]).tolist())

@@ -18,6 +18,8 @@ from conftest import REPO, make_config, write_color_folder
 
 from tftransfer.cli import run as run_lib
 
+pytestmark = pytest.mark.e2e
+
 LAUNCH_SECONDS = 900
 ACCURACY_TOLERANCE = 0.1
 LOSS_TOLERANCE = 0.01   # relative, on each epoch's training loss

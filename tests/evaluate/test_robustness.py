@@ -11,9 +11,9 @@ from tftransfer.model import attacks, classifier as model_lib
 from tftransfer.train import training as train_lib
 
 
-def _trained(tmp_path, hub, folder, strategy_name="auto", learning_rate=0.05):
+def _trained(tmp_path, hub, folder, strategy_name="auto", learning_rate=0.05, epochs=5):
     """A tiny-hub classifier trained to high accuracy on the colour classes."""
-    cfg = make_config(tmp_path, dataset=folder, hub_handle=hub, fine_tune_depth=-1, epochs=5,
+    cfg = make_config(tmp_path, dataset=folder, hub_handle=hub, fine_tune_depth=-1, epochs=epochs,
                       head_epochs=1, learning_rate=learning_rate, fine_tune_lr_factor=0.5,
                       dropout=0.0, label_smoothing=0.0, augment=False,
                       early_stopping_patience=0, strategy=strategy_name,
@@ -22,8 +22,8 @@ def _trained(tmp_path, hub, folder, strategy_name="auto", learning_rate=0.05):
     strategy = distribute.make_strategy(strategy_name, cfg.data.batch_size)
     data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
     with strategy.scope():
-        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
-    train_lib.train(classifier, backbone, data, cfg)
+        classifier = model_lib.build_model(cfg, data.num_classes)
+    train_lib.train(classifier, classifier.backbone, data, cfg)
     return cfg, data, classifier
 
 
@@ -85,7 +85,9 @@ def test_corruptions_grow_with_severity_and_stay_in_range(name):
 
 
 def test_robustness_block_under_mirrored_strategy(tmp_path, tiny_hub_dir, color_folder):
-    cfg, data, classifier = _trained(tmp_path, tiny_hub_dir, color_folder, "mirrored", 0.02)
+    # Nothing below depends on accuracy: one head and one fine-tune epoch suffice.
+    cfg, data, classifier = _trained(tmp_path, tiny_hub_dir, color_folder, "mirrored", 0.02,
+                                     epochs=2)
     assert classifier.distribute_strategy.num_replicas_in_sync == 2
     result = robustness.evaluate_robustness(classifier, data, cfg)
     assert result["split"] == "test" and result["examples"] == data.sizes["test"]

@@ -8,7 +8,8 @@ from tftransfer.model import classifier as model_lib
 def test_measures_both_models_and_sizes(tmp_path, tiny_hub_dir, color_folder):
     cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir)
     backbone, width = model_lib.build_backbone(cfg.backbone, 24)
-    classifier = model_lib.build_classifier(backbone, model_lib.build_head(width, 3, cfg.head), 24)
+    classifier = model_lib.TransferClassifier(backbone, model_lib.build_head(width, 3, cfg.head),
+                                              24)
     export_dir = export.export_saved_model(classifier, ["a", "b", "c"], 24, backbone.module,
                                            str(tmp_path / "saved_model"))
     perf = measure.performance_block(classifier, export_dir, 24, serving_batch=8, repeats=10)

@@ -10,8 +10,12 @@ from conftest import make_config, serve_in_fresh_process
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tftransfer.config.errors import DataError
-from tftransfer.data import pipeline as data_lib
-from tftransfer.export import layout as export_layout, saved_model as export, warmup
+from tftransfer.data import pipeline as data_lib, preprocess
+from tftransfer.export import (
+    layout as export_layout,
+    saved_model as export,
+    serving_warmup as warmup,
+)
 from tftransfer.model import classifier as model_lib
 
 WARMUP_COUNT = 4
@@ -23,7 +27,8 @@ def exported(tmp_path_factory, tiny_hub_dir, color_folder):
     root = tmp_path_factory.mktemp("export")
     cfg = make_config(root, dataset=color_folder, hub_handle=tiny_hub_dir)
     data = data_lib.load_data(cfg.data, cfg.seed, str(root / "cache"))
-    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    backbone = classifier.backbone
     version_dir = export.export_saved_model(
         classifier, data.class_names, cfg.data.image_size, backbone.module,
         str(root / "saved_model"), warmup_images=warmup.validation_images(data, WARMUP_COUNT))
@@ -31,6 +36,7 @@ def exported(tmp_path_factory, tiny_hub_dir, color_folder):
                                  version_dir=version_dir, base=str(root / "saved_model"))
 
 
+@pytest.mark.e2e
 def test_both_signatures_reload_in_a_fresh_process_and_agree_with_keras(exported, color_folder,
                                                                         tmp_path):
     files = [os.path.join(color_folder, f"class_{c}", f"{i}.{ext}")
@@ -41,7 +47,7 @@ def test_both_signatures_reload_in_a_fresh_process_and_agree_with_keras(exported
     served = serve_in_fresh_process(exported.version_dir, files, tmp_path, pixels=pixels)
 
     expected = exported.classifier.predict(
-        np.stack([data_lib.preprocess_encoded(e, 24) for e in encoded]), verbose=0)
+        np.stack([preprocess.preprocess_encoded(e, 24) for e in encoded]), verbose=0)
     assert np.ptp(expected, axis=0).max() > 1e-3  # the images really get different outputs
     names = export_layout.read_class_names(exported.version_dir)
     assert names == exported.data.class_names == ["class_0", "class_1", "class_2"]
@@ -64,6 +70,7 @@ def test_signature_contracts(exported):
         assert outputs["classes"].dtype == tf.string
 
 
+@pytest.mark.e2e
 def test_saved_model_cli_lists_both_signatures(exported):
     shown = subprocess.run(["saved_model_cli", "show", "--dir", exported.version_dir, "--all"],
                            capture_output=True, text=True, timeout=300, check=True).stdout

@@ -62,6 +62,7 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert open(html_path, encoding="utf-8").read().count("base64,") == 3
 
 
+@pytest.mark.e2e
 def test_rebuild_cli_keeps_the_samples_and_adds_new_results(finished_run):
     folder, metrics = finished_run
     report.write_report(str(folder), report.run_figures(metrics, NAMES, np.zeros((2, 8, 8, 3)),
@@ -76,6 +77,7 @@ def test_rebuild_cli_keeps_the_samples_and_adds_new_results(finished_run):
     assert "| pruned | 91.00% | -2.00 pt |" in text and "Skipped keras_int8" in text
 
 
+@pytest.mark.e2e
 def test_rebuild_cli_without_a_run_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tftransfer.report",
                              f"--output_dir={tmp_path}"], capture_output=True, text=True,

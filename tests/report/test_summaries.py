@@ -12,6 +12,9 @@ from conftest import make_config
 
 from tftransfer.cli import run as run_lib
 
+# A whole-pipeline run (run_lib.run with profiling) read back, and a TensorBoard server process.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_hub_dir, color_folder):

@@ -2,7 +2,7 @@ import numpy as np
 from conftest import make_config
 
 from tftransfer.data import pipeline as data_lib
-from tftransfer.model import classifier as model_lib
+from tftransfer.model import classifier as model_lib, compile as compile_lib
 from tftransfer.search import feature_cache as features
 
 
@@ -24,9 +24,9 @@ def test_features_are_computed_once_and_the_head_transfers_back(tmp_path, tiny_h
     assert feats.shape == (data.sizes["validation"], width)
 
     head = model_lib.build_head(width, data.num_classes, cfg.head)
-    model_lib.compile_for_phase(head, cfg.train, 3, 0.0, 0.01, 10, 0)
+    compile_lib.compile_for_phase(head, cfg.train, 3, 0.0, 0.01, 10, 0)
     head.fit(features.feature_dataset(feats, labels, 4, shuffle_seed=0), epochs=2, verbose=0)
-    classifier = model_lib.build_classifier(backbone, head, 24)
+    classifier = model_lib.TransferClassifier(backbone, head, 24)
     stacked = np.concatenate([x for x, _ in images.as_numpy_iterator()])
     np.testing.assert_allclose(classifier.predict(stacked, verbose=0),
                                head.predict(feats, verbose=0), atol=1e-5)

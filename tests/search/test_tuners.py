@@ -1,33 +1,83 @@
 import keras_tuner as kt
 import pytest
+import tensorflow as tf
+from conftest import make_config
 
+from tftransfer.config import cluster
 from tftransfer.search import hyperrule, space as search_space, tuners
 
-ORACLES = {"random": lambda: kt.oracles.RandomSearchOracle(max_trials=5, seed=1),
-           "bayesian": lambda: kt.oracles.BayesianOptimizationOracle(max_trials=5, seed=1),
-           "hyperband": lambda: kt.oracles.HyperbandOracle(max_epochs=3, seed=1)}
+# The default space for a medium-sized dataset.
+SPACE = search_space.build_space(hyperrule.prior(10_000, 16), False, 64, {})
+KERAS_TUNER_ORACLES = {"random": kt.oracles.RandomSearchOracle,
+                       "bayesian": kt.oracles.BayesianOptimizationOracle,
+                       "hyperband": kt.oracles.HyperbandOracle}
 
 
-def _oracle(name, tmp_path):
-    """A tftransfer oracle over the default space for a medium-sized dataset."""
-    oracle = ORACLES[name]()
-    oracle.__class__ = tuners.extended_oracle_class(type(oracle))
-    oracle.objective = kt.Objective("val_accuracy", "max")
-    oracle._set_project_dir(str(tmp_path), name)
-    space = search_space.build_space(hyperrule.prior(10_000, 16), False, 64, {})
-    hp = kt.HyperParameters()
-    search_space.declare_all(hp, space)
-    oracle.update_space(hp)
-    return oracle
+class _SpaceOnly(kt.HyperModel):
+    """Declares the space; the tests here run no trial."""
+
+    def build(self, hp):
+        search_space.declare_all(hp, SPACE)
+
+
+@pytest.fixture
+def make_tuner(tmp_path, tiny_hub_dir, color_folder):
+    """name -> the search's tuner of that name, in tmp_path/run (neither data nor
+    backbone is loaded)."""
+    def made(name):
+        cfg = make_config(tmp_path / "run", dataset=color_folder, hub_handle=tiny_hub_dir,
+                          search=name, max_trials=5, search_epochs=3, seed=1)
+        return tuners.make_tuner(cfg, _SpaceOnly(), tf.distribute.get_strategy(),
+                                 "val_accuracy")
+    return made
 
 
 def _searched(values):
     return {name: value for name, value in values.items() if not name.startswith("tuner/")}
 
 
-@pytest.mark.parametrize("name", sorted(ORACLES))
-def test_every_tuner_starts_at_the_spaces_starting_point(name, tmp_path):
-    oracle = _oracle(name, tmp_path)
+@pytest.mark.parametrize("name", sorted(KERAS_TUNER_ORACLES))
+def test_the_tuner_holds_our_oracle_subclass_as_it_was_passed_in(name, make_tuner,
+                                                                 monkeypatch, tmp_path):
+    made, make_oracle = [], tuners.make_oracle
+
+    def recorded(*args):
+        made.append(make_oracle(*args))
+        return made[-1]
+    monkeypatch.setattr(tuners, "make_oracle", recorded)
+    tuner = make_tuner(name)
+    assert tuner.oracle is made[0]
+    assert type(tuner.oracle) is tuners.ORACLES[name]  # a class of the module, not one made
+    assert isinstance(tuner.oracle, KERAS_TUNER_ORACLES[name])
+    assert isinstance(tuner, tuners.TransferTuner)
+    assert isinstance(tuner, tuners.TransferHyperbandTuner) == (name == "hyperband")
+    assert (tuner.oracle.objective.name, tuner.oracle.objective.direction) == (
+        "val_accuracy", "max")
+    assert tuner.oracle.seed == 1 and tuner.project_dir == str(tmp_path / "run" / "search")
+    budget = ((tuner.oracle.max_epochs, tuner.oracle.factor) if name == "hyperband"
+              else tuner.oracle.max_trials)
+    assert budget == ((3, 3) if name == "hyperband" else 5)
+    assert (tuner.oracle.max_consecutive_failed_trials, tuner.executions_per_trial) == (3, 1)
+
+
+def test_the_chief_holds_our_oracle_and_a_tuner_worker_a_client_of_it(make_tuner,
+                                                                       monkeypatch):
+    """KerasTuner's BaseTuner wraps the oracle it is given in a client on a tuner worker;
+    the chief keeps it, to serve it."""
+    monkeypatch.setenv(cluster.ORACLE_IP, "127.0.0.1")
+    monkeypatch.setenv(cluster.ORACLE_PORT, "8000")  # nothing is sent in this test
+    monkeypatch.setenv(cluster.TUNER_ID, "chief")
+    assert type(make_tuner("random").oracle) is tuners.TransferRandomSearchOracle
+    monkeypatch.setenv(cluster.TUNER_ID, "tuner1")
+    worker = make_tuner("random")
+    assert type(worker.oracle).__name__ == "OracleClient"
+    assert worker.oracle.objective.name == "val_accuracy"  # from the oracle it wraps
+    assert worker.tuner_id == "tuner1"
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_TUNER_ORACLES))
+def test_every_tuner_starts_at_the_spaces_starting_point(name, make_tuner):
+    oracle = make_tuner(name).oracle
     first = _searched(oracle.create_trial("tuner0").hyperparameters.values)
     assert first == {"head_units": "512,256", "dropout": 0.0, "l2": 0.0,
                      "label_smoothing": 0.0, "optimizer": "adam",
@@ -40,13 +90,13 @@ def test_every_tuner_starts_at_the_spaces_starting_point(name, tmp_path):
     assert first not in later and later[0] != later[1]
 
 
-def test_a_resumed_search_does_not_rerun_the_starting_point(tmp_path):
-    oracle = _oracle("random", tmp_path)
+def test_a_resumed_search_does_not_rerun_the_starting_point(make_tuner):
+    oracle = make_tuner("random").oracle
     first = oracle.create_trial("tuner0")
     oracle.update_trial(first.trial_id, {"val_accuracy": 0.5})
     oracle.end_trial(first)
     oracle.save()
-    resumed = _oracle("random", tmp_path)
+    resumed = make_tuner("random").oracle
     resumed.reload()
     assert len(resumed.trials) == 1
     assert resumed.create_trial("tuner0").hyperparameters.values != first.hyperparameters.values

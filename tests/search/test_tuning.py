@@ -40,9 +40,16 @@ class _Counter:
         monkeypatch.setattr(owner, name, counted)
 
 
-def test_space_holds_the_depths_the_backbone_has(tmp_path, tiny_hub_dir, color_folder):
-    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, max_trials=1)
-    result = _search(cfg)
+@pytest.fixture(scope="module")
+def random_search(tmp_path_factory, tiny_hub_dir, color_folder):
+    """A 3-trial random search over the default space, for the tests that only read it."""
+    cfg = _search_config(tmp_path_factory.mktemp("random"), tiny_hub_dir, color_folder,
+                         max_trials=3)
+    return cfg, _search(cfg)
+
+
+def test_space_holds_the_depths_the_backbone_has(random_search):
+    cfg, result = random_search
     saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
     assert "fine_tune_depth=Choice(values=(0, 1, 2))" in saved["space"]  # 3 blocks, 72 images
     assert result.best_values["fine_tune_depth"] in (0, 1, 2)
@@ -186,9 +193,8 @@ def _hparams_runs(logdir):
     return runs
 
 
-def test_search_json_and_hparams_hold_every_trial(tmp_path, tiny_hub_dir, color_folder):
-    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, max_trials=3)
-    result = _search(cfg)
+def test_search_json_and_hparams_hold_every_trial(random_search):
+    cfg, result = random_search
     saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
     ids = {t["trial_id"] for t in saved["trials"]}
     assert len(ids) == 3 and ids == {t["trial_id"] for t in result.trials}
@@ -215,6 +221,7 @@ def _bare_keras_growth_per_model(cycles=8) -> float:
     return (rss[-1] - rss[2]) / (cycles - 3)
 
 
+@pytest.mark.e2e  # a 20-trial soak measuring RSS: the slowest in-process test
 def test_memory_is_released_between_twenty_trials(tmp_path, tiny_hub_dir, color_folder,
                                                   monkeypatch):
     rss = []

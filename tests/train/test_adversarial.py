@@ -13,7 +13,7 @@ from tftransfer.config.run_config import ConfigError
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
 from tftransfer.evaluate import splits as evaluate
-from tftransfer.model import attacks, classifier as model_lib
+from tftransfer.model import attacks, classifier as model_lib, compile as compile_lib
 from tftransfer.search import space as search_space, tuning as search
 from tftransfer.train import adversarial, training as train_lib
 from tftransfer.variants import adversarial as adversarial_variant
@@ -29,15 +29,15 @@ def test_mixed_batch_perturbs_the_chosen_share_within_epsilon(tmp_path, tiny_hub
     cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
                       adversarial="pgd", adversarial_epsilon=0.05, adversarial_mix=0.25,
                       pgd_steps=2)
-    classifier, _ = _classifier(cfg, 3, tf.distribute.get_strategy())
+    classifier = _classifier(cfg, 3, tf.distribute.get_strategy())
     model = adversarial.wrap(classifier, cfg.adversarial, cfg.seed)
-    model_lib.compile_for_phase(model, cfg.train, 3, 0.0, 1e-3, 1, 0)
+    compile_lib.compile_for_phase(model, cfg.train, 3, 0.0, 1e-3, 1, 0)
     images = tf.random.stateless_uniform([8, 24, 24, 3], [0, 1])
     mixed = model.mixed_batch(images, tf.constant([0, 1, 2, 0, 1, 2, 0, 1]))
     change = tf.reduce_max(tf.abs(mixed - images), axis=[1, 2, 3]).numpy()
     assert np.all(change[:2] > 0) and np.all(change[:2] <= 0.05 + 1e-6)
     assert np.all(change[2:] == 0)  # round(0.25 * 8) = 2 adversarial examples
-    assert model.get_layer("backbone") is classifier.get_layer("backbone")
+    assert model.backbone is classifier.backbone and model.head is classifier.head
 
 
 def test_fine_tune_under_mirrored_strategy_keeps_the_original(tmp_path, tiny_hub_dir,
@@ -47,8 +47,8 @@ def test_fine_tune_under_mirrored_strategy_keeps_the_original(tmp_path, tiny_hub
                       adversarial="pgd", pgd_steps=2, adversarial_epochs=1)
     strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
     data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
-    classifier, backbone = _classifier(cfg, data.num_classes, strategy)
-    train_lib.train(classifier, backbone, data, cfg)
+    classifier = _classifier(cfg, data.num_classes, strategy)
+    train_lib.train(classifier, classifier.backbone, data, cfg)
     before = [w.copy() for w in classifier.get_weights()]
     tuned = adversarial_variant.fine_tune(classifier, data, cfg)
     assert tuned.classifier.distribute_strategy.num_replicas_in_sync == 2
@@ -60,7 +60,7 @@ def test_fine_tune_under_mirrored_strategy_keeps_the_original(tmp_path, tiny_hub
     assert any(changed)
     # Its checkpoint is a plain classifier's: the wrapper has the same layers.
     checkpoint = os.path.join(cfg.output_dir, "adversarial", "checkpoints", "best.weights.h5")
-    plain, _ = _classifier(cfg, data.num_classes, strategy)
+    plain = _classifier(cfg, data.num_classes, strategy)
     plain.load_weights(checkpoint)
     np.testing.assert_allclose(evaluate.predict_split(plain, data.validation)[1],
                                evaluate.predict_split(tuned.classifier, data.validation)[1],
@@ -85,16 +85,20 @@ def write_faint_cue_folder(root, per_class: int = 100, size: int = 24, seed: int
     return str(root)
 
 
-def _colour_model(data) -> keras.Model:
+def _colour_model(data) -> model_lib.TransferClassifier:
     """Logistic regression on the standardised mean colour: the cues the fixture plants,
-    on one scale, so plain training can find the faint one."""
-    images = keras.Input((24, 24, 3), name="images")
+    on one scale, so plain training can find the faint one. The standardised mean colour
+    stands in for the backbone's features."""
+    images = keras.Input((24, 24, 3))
     means = keras.layers.GlobalAveragePooling2D()(images)
     normalize = keras.layers.Normalization()
     normalize.adapt(data.train_unbatched.batch(64).map(
         lambda x, _: tf.reduce_mean(tf.cast(x, tf.float32) / 255.0, [1, 2])))
-    probabilities = keras.layers.Dense(2, activation="softmax")(normalize(means))
-    return keras.Model(images, probabilities, name="classifier")
+    backbone = keras.Model(images, normalize(means), name="backbone")
+    features = keras.Input((3,))
+    head = keras.Model(features, keras.layers.Dense(2, activation="softmax")(features),
+                       name="head")
+    return model_lib.TransferClassifier(backbone, head, 24)
 
 
 def _pgd_accuracy(model, dataset, epsilon: float) -> float:
@@ -124,7 +128,8 @@ def test_adversarial_fine_tuning_raises_robust_accuracy(tmp_path, tiny_hub_dir):
         for kind in ("plain", "adversarial"):  # the same start, epochs and learning rate
             model = _colour_model(data)
             model.set_weights(base.get_weights())
-            trained = adversarial.wrap(model, cfg.adversarial, seed) if kind == "adversarial" else model
+            trained = (adversarial.wrap(model, cfg.adversarial, seed) if kind == "adversarial"
+                       else model)
             train_lib.train(trained, None, data, dataclasses.replace(
                 tune_cfg, output_dir=os.path.join(tune_cfg.output_dir, kind)))
             labels, probabilities = evaluate.predict_split(model, data.test)

@@ -4,6 +4,7 @@ import warnings
 
 import keras
 import pytest
+import tensorflow as tf
 from conftest import make_config
 
 from tftransfer.config.errors import TrainingDiverged
@@ -14,8 +15,8 @@ from tftransfer.train import training as train_lib
 
 def _setup(cfg):
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
-    return data, backbone, classifier
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    return data, classifier.backbone, classifier
 
 
 def test_phases_follow_depth_and_head_epochs(tmp_path, tiny_hub_dir, color_folder):
@@ -27,6 +28,24 @@ def test_phases_follow_depth_and_head_epochs(tmp_path, tiny_hub_dir, color_folde
     assert train_lib.plan_phases(tuned) == [("head", 0, 1, 1e-3), ("fine_tune", 2, 3, 5e-4)]
     direct = make_config(tmp_path, **base, fine_tune_depth=-1, epochs=3, head_epochs=0)
     assert [p[0] for p in train_lib.plan_phases(direct)] == ["fine_tune"]
+
+
+@pytest.mark.parametrize("count_known", [True, False])
+def test_steps_per_epoch_count_the_batches_of_a_batch_shrunk_for_replicas(tmp_path,
+                                                                          count_known):
+    cfg = make_config(tmp_path, dataset=str(tmp_path), hub_handle="https://example.org/m",
+                      batch_size=16)
+    size, replicas = 9, 2
+    batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, size, replicas)
+    assert batch == 6  # a first batch of 9 would not split evenly over 2 replicas
+    images = tf.zeros([size, cfg.data.image_size, cfg.data.image_size, 3], tf.uint8)
+    examples = tf.data.Dataset.from_tensor_slices((images, tf.range(size)))
+    train = data_lib.training_pipeline(examples, cfg.data, cfg.seed, batch)
+    if not count_known:
+        train = train.filter(lambda *_: tf.constant(True))
+        assert train.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    steps = train_lib.steps_per_epoch(train, size, cfg.data.batch_size, replicas)
+    assert steps == sum(1 for _ in train) == 2
 
 
 def test_two_phases_learn_and_keep_the_best_weights(tmp_path, tiny_hub_dir, color_folder):
@@ -80,8 +99,8 @@ def _train_until_interrupted(monkeypatch, epoch, *train_args):
 
 def _fresh_model(cfg, num_classes=3):
     """A new classifier on a freshly loaded module, as a new process would build it."""
-    classifier, backbone = model_lib.build_model(cfg, num_classes)
-    return backbone, classifier
+    classifier = model_lib.build_model(cfg, num_classes)
+    return classifier.backbone, classifier
 
 
 def test_interrupted_training_resumes_across_the_phase_boundary(tmp_path, tiny_hub_dir,

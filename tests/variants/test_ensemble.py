@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from conftest import TESTS, make_config
 
-from tftransfer.data import pipeline as data_lib
+from tftransfer.data import pipeline as data_lib, preprocess
 from tftransfer.distribute import strategy as distribute
 from tftransfer.evaluate import splits as evaluate
 from tftransfer.export import layout as export_layout
@@ -25,7 +25,7 @@ def _trained_classifier(cfg, data, strategy, name="classifier"):
     with strategy.scope():
         backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
         head = model_lib.build_head(width, data.num_classes, cfg.head)
-        classifier = model_lib.build_classifier(backbone, head, cfg.data.image_size, name)
+        classifier = model_lib.TransferClassifier(backbone, head, cfg.data.image_size, name)
     train_lib.train(classifier, backbone, data, cfg)
     return classifier, backbone
 
@@ -82,9 +82,9 @@ def test_restored_members_reproduce_their_trial_scores(searched):
                                                                 t["trial_id"]))
              for t in trials}
     assert kinds == {True, False}
-    cfg = dataclasses.replace(searched.cfg, robustness=dataclasses.replace(
+    cfg = dataclasses.replace(searched.cfg, ensemble=dataclasses.replace(
         searched.cfg.ensemble, ensemble_top_k=4))
-    built = ensemble.build_top_k(searched.final, searched.backbone, every_trial,
+    built = ensemble.build_top_k(searched.final, every_trial,
                                  searched.data, cfg, searched.strategy)
     assert built.trial_ids == [t["trial_id"] for t in trials]
     modules = built.hub_modules.modules
@@ -105,8 +105,9 @@ def _serve_in_fresh_process(export_dir, files, tmp_path, pixels):
     return np.load(out)
 
 
+@pytest.mark.e2e
 def test_the_exported_ensemble_reloads_in_a_fresh_process(searched, color_folder, tmp_path):
-    block = variants.ensemble_variant(searched.final, searched.backbone, searched.found,
+    block = variants.ensemble_variant(searched.final, searched.found,
                                       searched.data, searched.cfg, searched.strategy)
     assert block["members"] == 1 + len(block["trial_ids"]) >= 2
     for key in ("accuracy", "macro_f1", "auc_roc_macro_ovr", "expected_calibration_error"):
@@ -120,10 +121,10 @@ def test_the_exported_ensemble_reloads_in_a_fresh_process(searched, color_folder
     pixels = np.stack([tf.io.decode_image(e, channels=3).numpy() for e in encoded])
     served = _serve_in_fresh_process(export_dir, files, tmp_path, pixels)
 
-    rebuilt = ensemble.build_top_k(searched.final, searched.backbone, searched.found,
+    rebuilt = ensemble.build_top_k(searched.final, searched.found,
                                    searched.data, searched.cfg, searched.strategy)
     expected = rebuilt.model.predict(
-        np.stack([data_lib.preprocess_encoded(e, 24) for e in encoded]), verbose=0)
+        np.stack([preprocess.preprocess_encoded(e, 24) for e in encoded]), verbose=0)
     names = export_layout.read_class_names(export_dir)
     for probabilities, classes in ((served["probabilities"], served["classes"]),
                                    (served["pixel_probabilities"], served["pixel_classes"])):
@@ -134,9 +135,9 @@ def test_the_exported_ensemble_reloads_in_a_fresh_process(searched, color_folder
 
 
 def test_retrained_members_train_like_the_final_model(searched):
-    cfg = dataclasses.replace(searched.cfg, robustness=dataclasses.replace(
+    cfg = dataclasses.replace(searched.cfg, ensemble=dataclasses.replace(
         searched.cfg.ensemble, ensemble_top_k=2, ensemble_members="retrain"))
-    built = ensemble.build_top_k(searched.final, searched.backbone, searched.found,
+    built = ensemble.build_top_k(searched.final, searched.found,
                                  searched.data, cfg, searched.strategy)
     trial_id = built.trial_ids[0]
     member_dir = os.path.join(cfg.output_dir, "ensemble", f"member_{trial_id}")
@@ -146,7 +147,7 @@ def test_retrained_members_train_like_the_final_model(searched):
     member_cfg = search.apply_values(cfg, trial["hyperparameters"])
     backbone, width = model_lib.build_backbone(member_cfg.backbone, 24)
     head = model_lib.build_head(width, searched.data.num_classes, member_cfg.head)
-    checkpointed = model_lib.build_classifier(backbone, head, 24)
+    checkpointed = model_lib.TransferClassifier(backbone, head, 24)
     checkpointed.load_weights(os.path.join(member_dir, "checkpoints", "best.weights.h5"))
     images = next(iter(searched.data.validation))[0]
     np.testing.assert_allclose(checkpointed.predict(images, verbose=0),

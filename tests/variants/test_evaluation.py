@@ -16,8 +16,8 @@ def test_adversarial_variant_is_evaluated_and_exported(tmp_path, tiny_hub_dir, c
                       robustness_eval=True, robustness_epsilons=[0.02],
                       robustness_pgd_steps=2)
     data = data_lib.load_data(cfg.data, cfg.seed, "")
-    classifier, backbone = model_lib.build_model(cfg, data.num_classes)
-    train_lib.train(classifier, backbone, data, cfg)
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    train_lib.train(classifier, classifier.backbone, data, cfg)
     block = variants.adversarial_variant(classifier, data, cfg)
     assert (block["attack"], block["epochs"], len(block["training"]["phases"])) == ("fgsm", 1, 1)
     assert block["export_dir"] == os.path.join(cfg.output_dir, "adversarial", "saved_model", "1")

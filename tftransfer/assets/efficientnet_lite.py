@@ -202,7 +202,8 @@ def export_hub_feature_vector(feature_model: keras.Model, export_dir: str) -> st
     try:
         # A fresh subfolder, unlike mkdtemp's, gets the usual permissions.
         staged_dir = os.path.join(tmp_dir, "saved_model")
-        tf.saved_model.save(module, staged_dir, signatures={"serving_default": serving})
+        default = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+        tf.saved_model.save(module, staged_dir, signatures={default: serving})
         if os.path.isdir(export_dir):
             os.rmdir(export_dir)  # Empty, as checked above.
         try:

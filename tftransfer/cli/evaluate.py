@@ -14,6 +14,7 @@ from absl import app, flags
 from tftransfer.cli import common
 from tftransfer.config.errors import UserError
 from tftransfer.export.layout import LABELS_FILE
+from tftransfer.outputs import files as atomic
 
 FLAGS = flags.FLAGS
 
@@ -53,7 +54,7 @@ def _encoded_examples(dataset: str, data_dir: str, split: str):
 
 def evaluate_export(model_dir: str, dataset: str, data_dir: str, split: str,
                     batch_size: int) -> dict:
-    from tftransfer.evaluate import metrics as classification_metrics
+    from tftransfer.evaluate import metrics as classification_metrics, splits
     from tftransfer.export import client as client_lib, signatures
 
     if not model_dir:
@@ -68,12 +69,11 @@ def evaluate_export(model_dir: str, dataset: str, data_dir: str, split: str,
     if unknown:
         raise UserError(f"--dataset: classes the model does not know: {unknown}")
     to_model = np.array([model_names.index(name) for name in data_names])
-    probabilities, labels = [], []
-    for encoded, label in examples.batch(batch_size):
-        probabilities.append(client.probabilities(signatures.BYTES, encoded))
-        labels.append(to_model[label.numpy()])
-    probabilities, labels = np.concatenate(probabilities), np.concatenate(labels)
-    return {split: classification_metrics.compute(labels, probabilities, model_names)}
+    labels, probabilities = splits.predict_batches(
+        lambda encoded: client.probabilities(signatures.BYTES, encoded),
+        examples.batch(batch_size))
+    return {split: classification_metrics.compute(to_model[labels], probabilities,
+                                                  model_names)}
 
 
 def main(argv) -> None:
@@ -86,8 +86,7 @@ def main(argv) -> None:
                                   FLAGS.batch_size)
     text = json.dumps(metrics, indent=2, sort_keys=True)
     if FLAGS.output:
-        with open(FLAGS.output, "w", encoding="utf-8") as out:
-            out.write(text)
+        atomic.write_text(FLAGS.output, text)
     else:
         print(text)
 

@@ -13,17 +13,19 @@ from absl import logging
 
 from tftransfer.cli import common, flags as flags_lib
 from tftransfer.config import cluster
-from tftransfer.outputs import files as atomic
+from tftransfer.outputs import files as atomic, run_folder
 
 
-def _log_to_file(output_dir: str, name: str = "run.log") -> None:
+def _log_to_file(output_dir: str, name: str) -> None:
+    """`name`: cluster.log_file_name(), as tuner workers share the chief's output_dir."""
     handler = std_logging.FileHandler(os.path.join(output_dir, name))
     handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.get_absl_logger().addHandler(handler)
 
 
-def _write_json(path: str, payload) -> None:
-    atomic.write_json(path, payload, indent=2, sort_keys=True)
+def _write_metrics(output_dir: str, metrics: dict) -> None:
+    atomic.write_json(os.path.join(output_dir, run_folder.METRICS_JSON), metrics, indent=2,
+                      sort_keys=True)
 
 
 def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
@@ -35,7 +37,7 @@ def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
     figures = report.run_figures(metrics, data.class_names, images.numpy(), labels.numpy())
     splits = {s: metrics[s] for s in ("validation", "test") if s in metrics}
     last_epoch = sum(p["epochs"] for p in metrics["training"]["phases"])
-    summaries.write_run_summaries(os.path.join(cfg.output_dir, "tensorboard"),
+    summaries.write_run_summaries(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                   config_lib.to_flat(cfg), splits, predictions,
                                   data.class_names, figures, step=last_epoch)
     report.write_report(cfg.output_dir, figures)
@@ -44,7 +46,7 @@ def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
 @dataclasses.dataclass
 class RunOutputs:
     metrics: dict
-    classifier: object      # keras.Model
+    classifier: object      # model.classifier.TransferClassifier
     data: object            # data.DataBundle
     export_dir: str
 
@@ -68,8 +70,9 @@ def _start(cfg):
 
 
 def _search(cfg, data, strategy):
-    """Searches; returns (cfg with the best values, the SearchResult), or None on a tuner
-    worker, which only runs trials: the search's chief trains and exports the best."""
+    """Searches; returns (cfg with the best values, the data its training reads, the
+    SearchResult), or None on a tuner worker, which only runs trials: the search's chief
+    trains and exports the best."""
     import keras
 
     from tftransfer.data import pipeline as data_lib
@@ -78,14 +81,29 @@ def _search(cfg, data, strategy):
     found = search.run_search(cfg, data, strategy)
     if cluster.is_tuner_worker():
         return None
-    cfg = search.apply_values(cfg, found.best_values)
-    batch = data_lib.replica_safe_batch_size(cfg.data.batch_size, data.sizes["train"],
-                                             strategy.num_replicas_in_sync)
-    data.train = data_lib.training_pipeline(data.train_unbatched, cfg.data, cfg.seed, batch)
+    final_cfg = search.apply_values(cfg, found.best_values)
+    final_data = data_lib.with_train_split(data, final_cfg.data, final_cfg.seed,
+                                           strategy.num_replicas_in_sync)
     # The final training must not depend on how many trials ran in this process (a
     # resumed search runs fewer).
-    keras.utils.set_random_seed(cfg.seed)
-    return cfg, found
+    keras.utils.set_random_seed(final_cfg.seed)
+    return final_cfg, final_data, found
+
+
+def _load_and_search(cfg, strategy):
+    """The data, and the search when one is asked for: returns (the config the final
+    training follows, the data it reads, the SearchResult or None), or None on a tuner
+    worker."""
+    from tftransfer.data import pipeline as data_lib
+
+    data = data_lib.load_data(cfg.data, cfg.seed,
+                              os.path.join(cfg.output_dir, run_folder.CACHE),
+                              strategy.num_replicas_in_sync)
+    atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
+                      "".join(f"{name}\n" for name in data.class_names))
+    if cfg.search.search == "none":
+        return cfg, data, None
+    return _search(cfg, data, strategy)
 
 
 def _train(cfg, data, strategy):
@@ -93,85 +111,86 @@ def _train(cfg, data, strategy):
     from tftransfer.train import training as train_lib
 
     with strategy.scope():
-        classifier, backbone = model_lib.build_model(cfg, data.num_classes)
-        trained = train_lib.train(classifier, backbone, data, cfg)
-    return classifier, backbone, trained
+        classifier = model_lib.build_model(cfg, data.num_classes)
+        trained = train_lib.train(classifier, classifier.backbone, data, cfg)
+    return classifier, trained
 
 
 def _evaluate(classifier, data, trained):
+    """(metrics.json's first blocks: each split's scores, the classes, the training and the
+    data; the predictions on each split)."""
     from tftransfer.evaluate import splits as evaluate
 
-    metrics, predictions = evaluate.evaluate_splits(classifier, data)
-    metrics["class_names"] = data.class_names
-    metrics["training"] = {"phases": [vars(p) for p in trained.phases],
-                           "best_validation_accuracy": trained.best_validation_accuracy}
-    metrics["data"] = {"sizes": data.sizes, "skipped": data.skipped,
-                       "class_counts": data.class_counts}
+    scores, predictions = evaluate.evaluate_splits(classifier, data)
+    metrics = {**scores, "class_names": data.class_names,
+               "training": {"phases": [vars(p) for p in trained.phases],
+                            "best_validation_accuracy": trained.best_validation_accuracy},
+               "data": {"sizes": data.sizes, "skipped": data.skipped,
+                        "class_counts": data.class_counts}}
     return metrics, predictions
 
 
-def _export(cfg, classifier, backbone, data, metrics, trained) -> str:
-    """The SavedModel, its measured performance, and the compressed variants."""
-    from tftransfer.compress import compression
-    from tftransfer.export import measure, saved_model as export, warmup
+def _export(cfg, classifier, data, trained) -> tuple[str, dict]:
+    """The SavedModel: (its folder, metrics.json's `performance` block)."""
+    from tftransfer.export import measure, saved_model as export, serving_warmup as warmup
 
     export_dir = export.export_saved_model(
-        classifier, data.class_names, cfg.data.image_size, backbone.module,
-        os.path.join(cfg.output_dir, "saved_model"), version=cfg.export.export_version,
+        classifier, data.class_names, cfg.data.image_size, classifier.backbone.module,
+        os.path.join(cfg.output_dir, run_folder.SAVED_MODEL), version=cfg.export.export_version,
         warmup_images=warmup.validation_images(data, cfg.export.warmup_requests))
-    metrics["performance"] = measure.performance_block(classifier, export_dir,
-                                                       cfg.data.image_size,
-                                                       serving_batch=cfg.data.batch_size)
-    metrics["performance"]["training_images_per_second"] = {
+    performance = measure.performance_block(classifier, export_dir, cfg.data.image_size,
+                                            serving_batch=cfg.data.batch_size)
+    performance["training_images_per_second"] = {
         p.name: p.images_per_second for p in trained.phases}
-    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
-    compression.compress_and_evaluate(classifier, backbone, data, cfg, export_dir)
-    return export_dir
+    return export_dir, performance
 
 
-def _variants(cfg, classifier, backbone, data, metrics, found, strategy) -> None:
-    """Robustness of the main model, the ensemble and the adversarially fine-tuned copy,
-    and their side-by-side comparison, into metrics.json."""
+def _compress(cfg, classifier, data, export_dir: str) -> None:
+    """The compressed variants, into compression.json."""
+    from tftransfer.compress import compression
+
+    compression.compress_and_evaluate(classifier, data, cfg, export_dir)
+
+
+def _variants(cfg, classifier, data, metrics: dict, found, strategy) -> dict:
+    """metrics.json's blocks for the robustness of the main model, the ensemble and the
+    adversarially fine-tuned copy, and their side-by-side `comparison` with `metrics`."""
     from tftransfer.evaluate import robustness
     from tftransfer.report import comparison
     from tftransfer.variants import evaluation as variants
 
+    blocks = {}
     if cfg.robustness.robustness_eval:
-        metrics["robustness"] = robustness.evaluate_robustness(classifier, data, cfg)
+        blocks["robustness"] = robustness.evaluate_robustness(classifier, data, cfg)
     if found is not None and cfg.ensemble.ensemble_top_k:
-        metrics["ensemble"] = variants.ensemble_variant(classifier, backbone, found, data, cfg,
-                                                        strategy)
+        blocks["ensemble"] = variants.ensemble_variant(classifier, found,
+                                                       data, cfg, strategy)
     if cfg.adversarial.adversarial != "none":
-        metrics["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
-    metrics["comparison"] = comparison.rows(metrics)
-    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
+        blocks["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
+    return {**blocks, "comparison": comparison.rows({**metrics, **blocks})}
 
 
 def run(cfg) -> RunOutputs | None:
     """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
     Returns None on a distributed search's tuner worker."""
-    from tftransfer.data import pipeline as data_lib
-
     strategy = _start(cfg)
-    data = data_lib.load_data(cfg.data, cfg.seed, os.path.join(cfg.output_dir, "cache"),
-                              strategy.num_replicas_in_sync)
-    atomic.write_text(os.path.join(cfg.output_dir, "labels.txt"),
-                      "".join(f"{name}\n" for name in data.class_names))
-    chosen = found = None
-    if cfg.search.search != "none":
-        searched = _search(cfg, data, strategy)
-        if searched is None:
-            return None
-        cfg, found = searched
-        chosen = found.best_values
-    atomic.write_config(os.path.join(cfg.output_dir, "config.json"), cfg,
-                       chosen_hyperparameters=chosen)
-    classifier, backbone, trained = _train(cfg, data, strategy)
+    prepared = _load_and_search(cfg, strategy)
+    if prepared is None:
+        return None
+    final_cfg, data, found = prepared
+    atomic.write_config(os.path.join(final_cfg.output_dir, run_folder.CONFIG_JSON), final_cfg,
+                        chosen_hyperparameters=None if found is None else found.best_values)
+    classifier, trained = _train(final_cfg, data, strategy)
     metrics, predictions = _evaluate(classifier, data, trained)
-    _write_json(os.path.join(cfg.output_dir, "metrics.json"), metrics)
-    export_dir = _export(cfg, classifier, backbone, data, metrics, trained)
-    _variants(cfg, classifier, backbone, data, metrics, found, strategy)
-    _publish(cfg, metrics, predictions, data)
+    # Rewritten as each stage adds its blocks: a later crash leaves the earlier ones on disk.
+    _write_metrics(final_cfg.output_dir, metrics)
+    export_dir, performance = _export(final_cfg, classifier, data, trained)
+    metrics = {**metrics, "performance": performance}
+    _write_metrics(final_cfg.output_dir, metrics)
+    _compress(final_cfg, classifier, data, export_dir)
+    metrics = {**metrics, **_variants(final_cfg, classifier, data, metrics, found, strategy)}
+    _write_metrics(final_cfg.output_dir, metrics)
+    _publish(final_cfg, metrics, predictions, data)
     logging.info("Test accuracy %s; performance %s",
                  metrics.get("test", {}).get("accuracy"), metrics["performance"])
     return RunOutputs(metrics, classifier, data, export_dir)

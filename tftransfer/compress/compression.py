@@ -1,10 +1,10 @@
-"""Compressed variants of the trained classifier, evaluated and timed beside the float export.
+"""Compressed models of the trained classifier, evaluated and timed beside the float export.
 
-Rows ("variants") of `<output_dir>/compression.json`, in order (compression_table.py
+Rows (the "variants" list) of `<output_dir>/compression.json`, in order (compression_table.py
 formats them for the report):
 - `saved_model`: the float export, the baseline;
-- `tflite_<variant>` for each --export_tflite variant (tflite.py), in the TFLite
-  interpreter, written to `<output_dir>/tflite/<variant>.tflite`;
+- `tflite_<mode>` for each --export_tflite quantization mode (tflite.py), in the TFLite
+  interpreter, written to `<output_dir>/tflite/<mode>.tflite`;
 - `keras_int8`: Keras 3's `quantize("int8")` of a copy of the classifier. It applies to
   Dense and EinsumDense layers, i.e. the head; the hub backbone is a restored TF graph that
   Keras cannot quantize. Run in-process; its size is its saved weights (`.weights.h5`);
@@ -17,7 +17,6 @@ from the baseline and `flagged` when that drop exceeds --compression_tolerance.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import zlib
 from typing import Callable
@@ -31,10 +30,11 @@ from tftransfer.compress import pruning, tflite
 from tftransfer.config.errors import DataError, first_line
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
-from tftransfer.evaluate import metrics as classification_metrics, performance
-from tftransfer.export.layout import PIXELS_SIGNATURE, resolve_saved_model
-from tftransfer.model import classifier as model_lib
-from tftransfer.model.backbone import HubBackbone
+from tftransfer.evaluate import metrics as classification_metrics, performance, splits
+from tftransfer.export import client as client_lib, signatures
+from tftransfer.export.layout import resolve_saved_model
+from tftransfer.model.classifier import TransferClassifier
+from tftransfer.outputs import files as atomic, run_folder
 
 QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense)
 BASELINE = "saved_model"
@@ -43,9 +43,9 @@ TIMING_REPEATS = 30
 
 @dataclasses.dataclass
 class Candidate:
-    """A variant ready to measure: `predict` maps float pixels [N, S, S, 3] in [0, 1] to
+    """A compressed model ready to measure: `predict` maps float pixels [N, S, S, 3] in [0, 1] to
     probabilities [N, C]."""
-    variant: str
+    name: str                 # its row's "variant" in compression.json
     runtime: str
     path: str
     predict: Callable[[np.ndarray], np.ndarray]
@@ -73,31 +73,29 @@ def size_on_disk(path: str) -> tuple[int, int]:
     return raw, compressed
 
 
-def saved_model_candidate(variant: str, export_dir: str) -> Candidate:
-    export_dir = resolve_saved_model(export_dir)
-    signature = tf.saved_model.load(export_dir).signatures[PIXELS_SIGNATURE]
-    (input_name,) = signature.structured_input_signature[1]
+def saved_model_candidate(name: str, export_dir: str) -> Candidate:
+    client = client_lib.ServingClient(export_dir)
 
     def predict(images: np.ndarray) -> np.ndarray:
         # The pipeline's floats are uint8 / 255, so rounding recovers the pixels exactly.
         pixels = tf.constant(np.round(images * 255.0).astype(np.uint8))
-        return signature(**{input_name: pixels})["probabilities"].numpy()
-    return Candidate(variant, f"SavedModel {PIXELS_SIGNATURE}", export_dir, predict)
+        return client.probabilities(signatures.PIXELS, pixels)
+    return Candidate(name, f"SavedModel {signatures.PIXELS.name}", client.model_dir, predict)
 
 
-def tflite_candidate(path: str, variant: str) -> Candidate:
+def tflite_candidate(path: str, mode: str) -> Candidate:
     predictor = tflite.InterpreterPredictor(path)
-    return Candidate(f"tflite_{variant}", "TFLite interpreter", path, predictor,
+    return Candidate(f"tflite_{mode}", "TFLite interpreter", path, predictor,
                      {"tensor_types": predictor.tensor_types()})
 
 
-def keras_int8_candidate(classifier: keras.Model, backbone: HubBackbone, image_size: int,
+def keras_int8_candidate(classifier: TransferClassifier, image_size: int,
                          folder: str) -> Candidate:
-    """Keras int8 on a copy sharing the (unquantizable) backbone; raises ValueError when
-    nothing can be quantized or Keras refuses (e.g. a float16 compute dtype)."""
-    head = keras.models.clone_model(classifier.get_layer("head"))
-    head.set_weights(classifier.get_layer("head").get_weights())
-    quantized = model_lib.build_classifier(backbone, head, image_size)
+    """Keras int8 on a copy sharing the classifier's (unquantizable) backbone;
+    raises ValueError when nothing can be quantized or Keras refuses (e.g. a float16
+    compute dtype)."""
+    quantized = classifier.clone(share_backbone=True)
+    head = quantized.head
     if not any(isinstance(layer, QUANTIZABLE) for layer in head.layers):
         raise ValueError("no Dense or EinsumDense layer to quantize")
     quantized.quantize("int8", filters=lambda layer: isinstance(layer, QUANTIZABLE))
@@ -111,23 +109,15 @@ def keras_int8_candidate(classifier: keras.Model, backbone: HubBackbone, image_s
                      lambda images: call(images).numpy(), {"quantized_layers": layers})
 
 
-def _predict_split(predict, dataset) -> tuple[np.ndarray, np.ndarray]:
-    labels, probabilities = [], []
-    for images, batch_labels in dataset.as_numpy_iterator():
-        probabilities.append(predict(images))
-        labels.append(batch_labels)
-    return np.concatenate(labels), np.concatenate(probabilities)
-
-
 def measure(candidate: Candidate, dataset, class_names, timing_images: np.ndarray) -> dict:
-    """The row of one variant: test metrics, size, latency and throughput."""
-    labels, probabilities = _predict_split(candidate.predict, dataset)
+    """The row of one compressed model: test metrics, size, latency and throughput."""
+    labels, probabilities = splits.predict_batches(candidate.predict, dataset)
     metrics = classification_metrics.compute(labels, probabilities, class_names)
     speed = performance.speed(lambda: candidate.predict(timing_images[:1]),
                               lambda: candidate.predict(timing_images), len(timing_images),
                               TIMING_REPEATS)
     size, gzip_size = size_on_disk(candidate.path)
-    row = {"variant": candidate.variant, "runtime": candidate.runtime, "path": candidate.path,
+    row = {"variant": candidate.name, "runtime": candidate.runtime, "path": candidate.path,
            "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
            "size_bytes": size, "gzip_size_bytes": gzip_size,
            "latency_p50_ms": speed["latency_ms_p50"], "latency_p95_ms": speed["latency_ms_p95"],
@@ -150,26 +140,26 @@ def _timing_images(dataset, batch: int) -> np.ndarray:
     return np.resize(images, (batch,) + images.shape[1:])  # repeats a short split
 
 
-def _candidates(classifier, backbone, data: DataBundle, cfg: RunConfig, skipped: list):
-    """Yields each requested compressed variant; one that cannot be built is recorded in
+def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
+    """Yields each requested compressed model; one that cannot be built is recorded in
     `skipped` with its reason, so a finished training is never lost to it."""
-    folder = os.path.join(cfg.output_dir, "tflite")
+    folder = os.path.join(cfg.output_dir, run_folder.TFLITE)
     calibration = None
-    for variant in cfg.compress.export_tflite:
-        if variant == "int8" and calibration is None:
+    for mode in cfg.compress.export_tflite:
+        if mode == "int8" and calibration is None:
             calibration = tflite.representative_images(
                 data.train_unbatched, data.sizes["train"], cfg.compress.representative_examples,
                 cfg.seed)
         try:
-            path = tflite.write_variant(classifier, variant, folder, calibration)
+            path = tflite.write_model(classifier, mode, folder, calibration)
         except Exception as e:  # ConverterError (not public API) or a calibration RuntimeError
-            skipped.append({"variant": f"tflite_{variant}", "reason": first_line(e)})
+            skipped.append({"variant": f"tflite_{mode}", "reason": first_line(e)})
             continue
-        yield tflite_candidate(path, variant)
+        yield tflite_candidate(path, mode)
     if cfg.compress.keras_int8:
         try:
-            candidate = keras_int8_candidate(classifier, backbone, cfg.data.image_size,
-                                             os.path.join(cfg.output_dir, "keras_int8"))
+            candidate = keras_int8_candidate(classifier, cfg.data.image_size,
+                                             os.path.join(cfg.output_dir, run_folder.KERAS_INT8))
         except ValueError as e:
             skipped.append({"variant": "keras_int8", "reason": first_line(e)})
         else:
@@ -183,9 +173,9 @@ def _pruning_block(pruned: pruning.PrunedModel, saved_model_dir: str) -> dict:
             "float_variables_bytes": float_weights, "float_variables_gzip_bytes": float_gzip}
 
 
-def compress_and_evaluate(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
+def compress_and_evaluate(classifier: TransferClassifier, data: DataBundle,
                           cfg: RunConfig, saved_model_dir: str) -> dict | None:
-    """Builds, evaluates and times every requested variant next to the float SavedModel;
+    """Builds, evaluates and times every requested compressed model next to the float SavedModel;
     writes and returns compression.json's content. None when nothing is requested."""
     if not requested(cfg):
         return None
@@ -202,10 +192,10 @@ def compress_and_evaluate(classifier: keras.Model, backbone: HubBackbone, data: 
 
     skipped = []
     rows = [row(saved_model_candidate(BASELINE, saved_model_dir))]
-    rows += [row(c) for c in _candidates(classifier, backbone, data, cfg, skipped)]
+    rows += [row(c) for c in _candidates(classifier, data, cfg, skipped)]
     pruning_block = None
     if cfg.compress.prune_sparsity:
-        pruned = pruning.prune_and_export(classifier, backbone, data, cfg)
+        pruned = pruning.prune_and_export(classifier, data, cfg)
         rows.append(row(saved_model_candidate("pruned", pruned.export_dir)))
         pruning_block = _pruning_block(pruned, saved_model_dir)
     result = {"split": split, "num_examples": data.sizes[split],
@@ -213,6 +203,6 @@ def compress_and_evaluate(classifier: keras.Model, backbone: HubBackbone, data: 
               "serving_batch": len(timing_images), "device": performance.device_name(),
               "variants": flag_drops(rows, cfg.compress.compression_tolerance),
               "skipped": skipped, "pruning": pruning_block}
-    with open(os.path.join(cfg.output_dir, "compression.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
+    atomic.write_json(os.path.join(cfg.output_dir, run_folder.COMPRESSION_JSON), result,
+                      indent=2, sort_keys=True)
     return result

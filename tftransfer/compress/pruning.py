@@ -10,7 +10,6 @@ the exported SavedModel, where they show as a smaller gzip, as in TFMOT's guide.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 import keras
@@ -20,8 +19,8 @@ from absl import logging
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.export import saved_model as export
-from tftransfer.model import classifier as model_lib
-from tftransfer.model.backbone import HubBackbone
+from tftransfer.model.classifier import TransferClassifier
+from tftransfer.outputs import run_folder
 from tftransfer.train import training as train_lib
 
 POWER = 3            # TFMOT's PolynomialDecay default
@@ -94,24 +93,9 @@ class MagnitudePruning(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class PrunedModel:
-    classifier: keras.Model
+    classifier: TransferClassifier
     export_dir: str
     summary: dict     # the pruning block of compression.json
-
-
-def copy_classifier(classifier: keras.Model, backbone: HubBackbone,
-                    cfg: RunConfig) -> tuple[keras.Model, HubBackbone]:
-    """An independent copy with the same weights: the backbone adopts a freshly loaded
-    module (the original's variables are the live export's), the head is cloned."""
-    head = classifier.get_layer("head")
-    with classifier.distribute_strategy.scope():
-        copied_backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        for target, source in zip(copied_backbone.adopted, backbone.adopted):
-            target.assign(source.numpy())
-        copied_head = keras.models.clone_model(head)
-        copied_head.set_weights(head.get_weights())
-        copied = model_lib.build_classifier(copied_backbone, copied_head, cfg.data.image_size)
-    return copied, copied_backbone
 
 
 def _pruning_config(cfg: RunConfig) -> RunConfig:
@@ -128,25 +112,22 @@ def _pruning_config(cfg: RunConfig) -> RunConfig:
             learning_rate=t.learning_rate * t.fine_tune_lr_factor, fine_tune_lr_factor=1.0))
 
 
-def _steps_per_epoch(data: DataBundle, batch_size: int) -> int:
-    steps = int(data.train.cardinality())
-    return steps if steps > 0 else math.ceil(data.sizes["train"] / batch_size)
-
-
-def prune_and_export(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
+def prune_and_export(classifier: TransferClassifier, data: DataBundle,
                      cfg: RunConfig) -> PrunedModel:
     """Prunes a copy of the trained classifier and exports it to
     `<output_dir>/pruned_saved_model/1/`; the classifier itself is left untouched."""
     pruning_cfg = _pruning_config(cfg)
-    pruned, pruned_backbone = copy_classifier(classifier, backbone, pruning_cfg)
-    end_step = cfg.compress.prune_epochs * _steps_per_epoch(data, cfg.data.batch_size) - 1
+    pruned = classifier.clone(bn_inference=pruning_cfg.backbone.bn_inference)
+    steps = train_lib.steps_per_epoch(data.train, data.sizes["train"], cfg.data.batch_size,
+                                      pruned.distribute_strategy.num_replicas_in_sync)
+    end_step = cfg.compress.prune_epochs * steps - 1
     callback = MagnitudePruning(cfg.compress.prune_sparsity, end_step)
-    phases = train_lib.run_phases(pruned, pruned_backbone, data.train, data.validation,
+    phases = train_lib.run_phases(pruned, pruned.backbone, data.train, data.validation,
                                   data.sizes["train"], data.num_classes, pruning_cfg,
                                   [keras.callbacks.TerminateOnNaN(), callback])
     export_dir = export.export_saved_model(
-        pruned, data.class_names, cfg.data.image_size, pruned_backbone.module,
-        os.path.join(cfg.output_dir, "pruned_saved_model"), version=1)
+        pruned, data.class_names, cfg.data.image_size, pruned.backbone.module,
+        os.path.join(cfg.output_dir, run_folder.PRUNED_SAVED_MODEL), version=1)
     summary = {
         "target_sparsity": cfg.compress.prune_sparsity,
         "sparsity": sparsity(w.numpy() for w in callback.weights),

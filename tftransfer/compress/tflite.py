@@ -1,13 +1,14 @@
-"""TFLite variants of the trained classifier: conversion and the interpreter that runs them.
+"""TFLite models of the trained classifier, one per quantization mode: conversion, and the
+interpreter that runs them.
 
-Every variant takes float32 pixels in [0, 1], [N, S, S, 3], and returns probabilities
+Every mode's model takes float32 pixels in [0, 1], [N, S, S, 3], and returns probabilities
 [N, C], like the in-memory classifier, so each is a drop-in replacement:
 - `float`: float32 weights and activations;
 - `dynamic`: dynamic-range quantization (int8 weights, float activations);
 - `float16`: float16 weights;
 - `int8`: full-integer quantization, calibrated on training images. Every op runs in
   int8; only the input and output stay float32 (one quantize and one dequantize op), so
-  callers feed the same pixels as to the other variants.
+  callers feed the same pixels as to the other models.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-VARIANTS = ("float", "dynamic", "float16", "int8")
+from tftransfer.outputs import files as atomic
+
+MODES = ("float", "dynamic", "float16", "int8")
 
 
 def representative_images(train_unbatched: tf.data.Dataset, size: int, count: int,
@@ -35,16 +38,16 @@ def representative_images(train_unbatched: tf.data.Dataset, size: int, count: in
                      for _, (image, _) in chosen.as_numpy_iterator()])
 
 
-def convert(classifier: keras.Model, variant: str,
+def convert(classifier: keras.Model, mode: str,
             calibration: np.ndarray | None = None) -> bytes:
-    """The flatbuffer of one variant; `calibration` images are required for int8."""
+    """The flatbuffer of one mode; `calibration` images are required for int8."""
     # from_keras_model freezes every variable, including the hub module's.
     converter = tf.lite.TFLiteConverter.from_keras_model(classifier)
-    if variant != "float":
+    if mode != "float":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
+    if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if variant == "int8":
+    if mode == "int8":
         converter.representative_dataset = lambda: ([image[None]] for image in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with _keras_messages_logged():
@@ -65,14 +68,13 @@ def _keras_messages_logged():
             keras.config.enable_interactive_logging()
 
 
-def write_variant(classifier: keras.Model, variant: str, folder: str,
+def write_model(classifier: keras.Model, mode: str, folder: str,
                   calibration: np.ndarray | None = None) -> str:
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{variant}.tflite")
-    flatbuffer = convert(classifier, variant, calibration)
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
-    logging.info("TFLite %s: %s (%d bytes)", variant, path, len(flatbuffer))
+    path = os.path.join(folder, f"{mode}.tflite")
+    flatbuffer = convert(classifier, mode, calibration)
+    atomic.write_bytes(path, flatbuffer)
+    logging.info("TFLite %s: %s (%d bytes)", mode, path, len(flatbuffer))
     return path
 
 

@@ -22,7 +22,7 @@ CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("none", "hyperband", "bayesian", "random")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
-TFLITE_VARIANTS = ("float", "dynamic", "float16", "int8")
+TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
@@ -143,8 +143,8 @@ class RobustnessConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
-    export_tflite: tuple[str, ...] = field((), "TFLite variants to convert, evaluate and "
-                                               "time.", choices=TFLITE_VARIANTS)
+    export_tflite: tuple[str, ...] = field((), "TFLite quantization modes to convert, "
+                                               "evaluate and time.", choices=TFLITE_MODES)
     keras_int8: bool = field(False, "Also evaluate Keras 3's model.quantize('int8') variant.")
     prune_sparsity: float = field(0.0, "Magnitude-prune the fine-tuned weights to this "
                                        "sparsity in a short extra fine-tune; 0 disables.")

@@ -12,7 +12,7 @@ from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     AUGMENTATIONS,
     MAX_WARMUP_REQUESTS,
-    TFLITE_VARIANTS,
+    TFLITE_MODES,
     ConfigError,
     RunConfig,
     is_tfds_name,
@@ -132,9 +132,9 @@ def _check_export(cfg: RunConfig) -> None:
 
 def _check_compress(cfg: RunConfig) -> None:
     e = cfg.compress
-    unknown = sorted(set(e.export_tflite) - set(TFLITE_VARIANTS))
+    unknown = sorted(set(e.export_tflite) - set(TFLITE_MODES))
     _require(not unknown, "export_tflite",
-             f"unknown {unknown}; choose from {', '.join(TFLITE_VARIANTS)}")
+             f"unknown {unknown}; choose from {', '.join(TFLITE_MODES)}")
     _require(0 <= e.prune_sparsity < 1, "prune_sparsity", "must be in [0, 1)")
     _require(e.prune_epochs >= 1, "prune_epochs", "must be >= 1")
     _require(e.representative_examples >= 1, "representative_examples", "must be >= 1")
@@ -158,7 +158,8 @@ def _check_robustness(cfg: RunConfig) -> None:
     if ensemble.ensemble_top_k:
         _require(cfg.search.search != "none", "ensemble_top_k",
                  "an ensemble of the best trials needs --search")
-        _require(cfg.search.search == "hyperband" or ensemble.ensemble_top_k <= cfg.search.max_trials,
+        _require(cfg.search.search == "hyperband"
+                 or ensemble.ensemble_top_k <= cfg.search.max_trials,
                  "ensemble_top_k", f"must be <= --max_trials ({cfg.search.max_trials})")
 
 

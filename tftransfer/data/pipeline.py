@@ -2,7 +2,8 @@
 
 Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]). Decoding and
 resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
-augmentation (augment.py) runs on training batches only.
+augmentation (augment.py) runs on training batches only. The resizing and scaling are
+preprocess.py's, which the serving signatures share.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from absl import logging
 from tftransfer.config.errors import DataError
 from tftransfer.config.run_config import DataConfig, is_tfds_name
 from tftransfer.data import augment as augment_lib, folder_source, tfds_source
+from tftransfer.data.preprocess import to_rgb_resized, to_unit_float
 
 AUTOTUNE = tf.data.AUTOTUNE
 RESIZE_BATCH = 256             # images resized per call, when they are equal-sized
 RESIZE_BATCH_BYTES = 2**24     # ... and small enough for this many bytes of them
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Examples:
     """One split before batching: (image uint8 [H, W, C] or file path, label) pairs."""
     dataset: tf.data.Dataset
@@ -32,7 +34,7 @@ class Examples:
     from_files: bool
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DataBundle:
     class_names: list[str]
     train: tf.data.Dataset
@@ -49,48 +51,10 @@ class DataBundle:
         return len(self.class_names)
 
 
-def _resized(image: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 [..., H, W, C] -> float32 [..., size, size, C]. Antialiasing matters only where
-    a side shrinks: enlarging with it gives the same pixels at about 3x the cost."""
-    height, width = image.shape[-3], image.shape[-2]
-    if height is not None and width is not None:
-        return tf.image.resize(image, [size, size], antialias=height > size or width > size)
-    shape = tf.shape(image)
-    return tf.cond((shape[-3] > size) | (shape[-2] > size),
-                   lambda: tf.image.resize(image, [size, size], antialias=True),
-                   lambda: tf.image.resize(image, [size, size]))
-
-
-def _to_rgb_resized(image: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 [..., H, W, 1|3|4] -> uint8 RGB [..., size, size, 3] (grey repeated, alpha
-    dropped). Grey is resized before it is repeated: a third of the work."""
-    resized = _resized(image[..., :3], size)
-    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    if resized.shape[-1] == 1:
-        resized = tf.repeat(resized, 3, axis=-1)
-    elif resized.shape[-1] is None:
-        resized = tf.cond(tf.shape(resized)[-1] == 1,
-                          lambda: tf.repeat(resized, 3, axis=-1), lambda: resized)
-    resized.set_shape(resized.shape[:-1] + [3])
-    return resized
-
-
-def preprocess_pixels(image: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 [H, W, C] -> float32 [size, size, 3] in [0, 1], exactly as training saw it."""
-    return tf.cast(_to_rgb_resized(image, size), tf.float32) / 255.0
-
-
-def preprocess_encoded(encoded: tf.Tensor, size: int) -> tf.Tensor:
-    """Encoded image bytes -> float32 [size, size, 3] in [0, 1], exactly as training saw them."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
-    image.set_shape([None, None, 3])
-    return preprocess_pixels(image, size)
-
-
 def _decoded(examples: Examples, size: int) -> tf.data.Dataset:
     def prepare(image_or_path, label):
         image = folder_source.decode_file(image_or_path) if examples.from_files else image_or_path
-        return _to_rgb_resized(image, size), tf.cast(label, tf.int32)
+        return to_rgb_resized(image, size), tf.cast(label, tf.int32)
 
     shape = examples.dataset.element_spec[0].shape
     if examples.from_files or not shape.is_fully_defined():
@@ -117,7 +81,7 @@ def _cached(ds: tf.data.Dataset, split: str, n: int, cfg: DataConfig, cache_dir:
 
 
 def _to_float(images, labels):
-    return tf.cast(images, tf.float32) / 255.0, labels
+    return to_unit_float(images), labels
 
 
 def replica_safe_batch_size(batch_size: int, split_size: int, replicas: int) -> int:
@@ -159,6 +123,22 @@ def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
     if augment:
         ds = augment_lib.seeded_batches(ds, seed).map(augment, num_parallel_calls=AUTOTUNE)
     return _shard_by_data(ds.prefetch(AUTOTUNE))
+
+
+def training_batches(examples: tf.data.Dataset, size: int, cfg: DataConfig, seed: int,
+                     replicas: int) -> tf.data.Dataset:
+    """The training pipeline of `size` unbatched uint8 examples, as `cfg` and `seed` shape
+    it, in batches that give each of `replicas` replicas data."""
+    batch_size = replica_safe_batch_size(cfg.batch_size, size, replicas)
+    return training_pipeline(examples, cfg, seed, batch_size)
+
+
+def with_train_split(bundle: DataBundle, cfg: DataConfig, seed: int,
+                     replicas: int) -> DataBundle:
+    """A copy of `bundle` whose train split is shuffled, batched and augmented as `cfg` and
+    `seed` say (a searched configuration's); the other splits are shared."""
+    train = training_batches(bundle.train_unbatched, bundle.sizes["train"], cfg, seed, replicas)
+    return dataclasses.replace(bundle, train=train)
 
 
 def _file_fingerprint(files: dict[str, list[tuple[str, int]]]) -> str:

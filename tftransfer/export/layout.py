@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 
 from tftransfer.config.errors import UserError
+from tftransfer.outputs import run_folder
 
-BYTES_SIGNATURE = "serving_default"
-PIXELS_SIGNATURE = "serving_pixels"
 LABELS_FILE = "labels.txt"            # under assets/, one class name per line
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_REQUESTS = 1000            # TF Serving refuses a version whose file holds more
 
 
 def is_saved_model(path: str) -> bool:
@@ -43,7 +41,7 @@ def resolve_saved_model(path: str, flag: str = "") -> str:
     complete = [v for v in versions(path) if is_saved_model(os.path.join(path, str(v)))]
     if complete:
         return os.path.join(path, str(complete[-1]))
-    nested = os.path.join(path, "saved_model")
+    nested = os.path.join(path, run_folder.SAVED_MODEL)  # path may be a run's output_dir
     hint = f" (did you mean {nested}?)" if os.path.isdir(nested) else ""
     lead = f"{flag}: " if flag else ""
     raise UserError(f"{lead}{path} is not a SavedModel folder, nor a folder of numbered "

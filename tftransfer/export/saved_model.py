@@ -2,11 +2,10 @@
 
 Layout (see export_layout.py): `<base>/<version>/` holds saved_model.pb, variables/,
 assets/labels.txt and, with warm-up images, assets.extra/tf_serving_warmup_requests.
-Signatures, both returning `probabilities` [N, C] float32 and `classes` [N] string (the
-labels.txt line of the most probable class):
-- `serving_default`: `images`, 1-D tf.string of encoded JPEG/PNG/BMP/GIF of any size;
-- `serving_pixels`: `pixels`, uint8 [N, H, W, 3] of any H, W.
-Both resize and scale in the graph with the training pipeline's own functions.
+The signatures are export/signatures.py's table (encoded bytes, uint8 pixels), each
+returning `probabilities` [N, C] float32 and `classes` [N] string (the labels.txt line of
+the most probable class). Each resizes and scales in the graph with the training
+pipeline's own functions.
 """
 from __future__ import annotations
 
@@ -23,9 +22,9 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer.config.errors import DataError
-from tftransfer.data import pipeline as data_lib
-from tftransfer.export import warmup
-from tftransfer.export.layout import BYTES_SIGNATURE, LABELS_FILE, PIXELS_SIGNATURE, next_version
+from tftransfer.data.preprocess import preprocess_encoded, preprocess_pixels
+from tftransfer.export import serving_warmup as warmup, signatures as signatures_lib
+from tftransfer.export.layout import LABELS_FILE, next_version
 
 
 def _labels_table(labels: tf.saved_model.Asset) -> tf.lookup.StaticHashTable:
@@ -34,6 +33,11 @@ def _labels_table(labels: tf.saved_model.Asset) -> tf.lookup.StaticHashTable:
         tf.lookup.TextFileInitializer(labels, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
                                       tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
         default_value="")
+
+
+# Each signature's per-example preprocessing: the training pipeline's own functions.
+_PREPROCESSING = {signatures_lib.BYTES.name: preprocess_encoded,
+                  signatures_lib.PIXELS.name: preprocess_pixels}
 
 
 class ServingModule(tf.Module):
@@ -53,25 +57,26 @@ class ServingModule(tf.Module):
 
     def _outputs(self, batch: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = self._predict(batch)
-        return {"probabilities": probabilities,
-                "classes": self.labels_table.lookup(tf.argmax(probabilities, axis=-1))}
+        return {signatures_lib.PROBABILITIES: probabilities,
+                signatures_lib.CLASSES: self.labels_table.lookup(
+                    tf.argmax(probabilities, axis=-1))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-    def serve_bytes(self, images):
-        size = self.image_size
-        return self._outputs(tf.map_fn(
-            lambda encoded: data_lib.preprocess_encoded(encoded, size), images,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)))
+    def _serving_function(self, signature: signatures_lib.Signature):
+        """The signature's input, one example at a time through its preprocessing, then
+        the model on the batch."""
+        size, preprocess = self.image_size, _PREPROCESSING[signature.name]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels")])
-    def serve_pixels(self, pixels):
-        size = self.image_size
-        return self._outputs(tf.map_fn(
-            lambda image: data_lib.preprocess_pixels(image, size), pixels,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)))
+        def serve(inputs):
+            return self._outputs(tf.map_fn(
+                lambda one: preprocess(one, size), inputs,
+                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)))
+        # The TensorSpec's name becomes the signature's input name.
+        spec = tf.TensorSpec(signature.shape, tf.as_dtype(signature.dtype),
+                             name=signature.input_name)
+        return tf.function(serve, input_signature=[spec])
 
     def signatures(self) -> dict:
-        return {BYTES_SIGNATURE: self.serve_bytes, PIXELS_SIGNATURE: self.serve_pixels}
+        return {s.name: self._serving_function(s) for s in signatures_lib.SIGNATURES}
 
 
 def _write_labels(class_names: Sequence[str], folder: str) -> str:

@@ -1,15 +1,26 @@
-"""The model stage: backbone + head, loss, metrics, optimizer and learning-rate schedule.
+"""The model stage's classifier: images -> hub backbone -> head -> probabilities.
 
-The head is its own Keras model on feature vectors, so a head trained on cached features
-is exactly the head later put back on the backbone.
+`TransferClassifier` is a functional Keras model that owns its two parts, `backbone` (a
+HubBackbone) and `head`, a Keras model of its own on feature vectors, so a head trained
+on cached features is exactly the head later put back on the backbone. Every copy of a
+classifier is made by `TransferClassifier.clone`. Compiling is in compile.py.
 """
 from __future__ import annotations
 
 import keras
-from keras import ops
 
-from tftransfer.config.run_config import BackboneConfig, HeadConfig, RunConfig, TrainConfig
+from tftransfer.config.run_config import BackboneConfig, HeadConfig, RunConfig
 from tftransfer.model.backbone import HubBackbone
+
+# The Keras input's name. (The SavedModel's serving inputs are export/signatures.py's.)
+IMAGES = "images"
+# A classifier's weights file holds the backbone's weights in this group of `layers`:
+# Keras names the groups after the layers' classes, not after the layers.
+BACKBONE_WEIGHTS = "hub_backbone"
+
+
+def images_input(image_size: int) -> keras.KerasTensor:
+    return keras.Input((image_size, image_size, 3), name=IMAGES)
 
 
 def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.Model:
@@ -38,74 +49,68 @@ def build_backbone(cfg: BackboneConfig, image_size: int,
     return backbone, feature_width
 
 
-def build_classifier(backbone: HubBackbone, head: keras.Model, image_size: int,
-                     name: str = "classifier") -> keras.Model:
-    images = keras.Input((image_size, image_size, 3), name="images")
-    return keras.Model(images, head(backbone(images)), name=name)
+@keras.saving.register_keras_serializable(package="tftransfer")
+class TransferClassifier(keras.Model):
+    """`head(backbone(images))` as a functional model keeping `backbone` and `head`.
+
+    Its weights file is laid out as a plain functional model's, whichever subclass saved
+    it: `layers/input_layer`, `layers/hub_backbone` (BACKBONE_WEIGHTS) and the head's
+    `layers/functional`.
+    """
+
+    def __init__(self, backbone: HubBackbone, head: keras.Model, image_size: int,
+                 name: str = "classifier", **kwargs):
+        images = images_input(image_size)
+        super().__init__(inputs=images, outputs=head(backbone(images)), name=name, **kwargs)
+        self.backbone, self.head, self.image_size = backbone, head, image_size
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
+                "backbone": self.backbone.get_config(),
+                "head": keras.saving.serialize_keras_object(self.head)}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new classifier like the configured one, on a freshly loaded hub module."""
+        config = dict(config)
+        backbone = HubBackbone.from_config(config.pop("backbone"))
+        head = keras.saving.deserialize_keras_object(config.pop("head"))
+        return cls(backbone, head, **config)
+
+    def clone(self, name: str | None = None, bn_inference: bool | None = None,
+              share_backbone: bool = False) -> TransferClassifier:
+        """A copy with this classifier's weights and fine-tune depth, made in its strategy
+        scope, that training or quantizing leaves this one untouched. Its backbone adopts
+        a freshly loaded hub module (this one's variables are those a live export holds),
+        with BatchNorm in inference mode if `bn_inference`; with `share_backbone`, only
+        the head is copied and the copy calls this classifier's backbone."""
+        if share_backbone and bn_inference is not None:
+            raise ValueError("a shared backbone keeps its own bn_inference")
+        with self.distribute_strategy.scope():
+            backbone = self.backbone if share_backbone else self._copied_backbone(bn_inference)
+            head = keras.models.clone_model(self.head)
+            head.set_weights(self.head.get_weights())
+            return type(self)(backbone, head, **{**self._arguments(), "name": name or self.name})
+
+    def _arguments(self) -> dict:
+        """The constructor's arguments besides the backbone and the head."""
+        return {key: value for key, value in self.get_config().items()
+                if key not in ("backbone", "head")}
+
+    def _copied_backbone(self, bn_inference: bool | None) -> HubBackbone:
+        config = self.backbone.get_config()
+        if bn_inference is not None:
+            config["bn_inference"] = bn_inference
+        backbone = HubBackbone.from_config(config)
+        for copied, original in zip(backbone.adopted, self.backbone.adopted):
+            copied.assign(original.numpy())
+        backbone.set_fine_tune_depth(self.backbone.fine_tune_depth)
+        return backbone
 
 
 def build_model(cfg: RunConfig, num_classes: int,
-                name: str = "classifier") -> tuple[keras.Model, HubBackbone]:
-    """The classifier for `cfg` (a fresh head on the frozen backbone) and its backbone."""
+                name: str = "classifier") -> TransferClassifier:
+    """The classifier for `cfg`: a fresh head on the frozen backbone."""
     backbone, feature_width = build_backbone(cfg.backbone, cfg.data.image_size)
     head = build_head(feature_width, num_classes, cfg.head)
-    return build_classifier(backbone, head, cfg.data.image_size, name), backbone
-
-
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
-
-    def __init__(self, num_classes: int, label_smoothing: float, name="crossentropy"):
-        super().__init__(name=name)
-        self.num_classes, self.label_smoothing = num_classes, label_smoothing
-
-    def call(self, y_true, y_pred):
-        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, [-1]), "int32"), self.num_classes)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred,
-                                                     label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {"num_classes": self.num_classes, "label_smoothing": self.label_smoothing,
-                "name": self.name}
-
-
-def metrics(num_classes: int) -> list[keras.metrics.Metric]:
-    found = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if num_classes >= 5:
-        found.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
-    return found
-
-
-def learning_rate_schedule(peak: float, total_steps: int, warmup_steps: int):
-    total_steps = max(total_steps, 1)
-    warmup_steps = min(warmup_steps, total_steps - 1)
-    if warmup_steps <= 0:
-        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total_steps - warmup_steps, warmup_target=peak,
-        warmup_steps=warmup_steps)
-
-
-def make_optimizer(cfg: TrainConfig, learning_rate) -> keras.optimizers.Optimizer:
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True)
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
-
-
-# A head on cached features takes less time per step than Keras spends calling the step,
-# so a head alone runs this many steps per call (benchmarks/feature_cache.py).
-HEAD_STEPS_PER_EXECUTION = 32
-
-
-def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
-                      label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
-                      steps_per_execution: int = 1):
-    schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
-    model.compile(optimizer=make_optimizer(cfg, schedule),
-                  loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
-                  metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
-                  steps_per_execution=steps_per_execution)
+    return TransferClassifier(backbone, head, cfg.data.image_size, name=name)

@@ -7,28 +7,24 @@ the HTML embeds them and stands alone.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Mapping
 
 from tftransfer.config import run_config as config_lib
 from tftransfer.config.errors import UserError
+from tftransfer.outputs import files as atomic, run_folder
 from tftransfer.report import comparison, compression_table, plots
 from tftransfer.report.format import Figure, Heading, Paragraph, Table, to_html, to_markdown
 
-FIGURE_FOLDER = "report_files"
+FIGURE_FOLDER = run_folder.REPORT_FILES
 _METRIC_COLUMNS = (("accuracy", "accuracy"), ("top5_accuracy", "top-5"),
                    ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1"),
                    ("auc_roc_macro_ovr", "AUC-ROC"), ("expected_calibration_error", "ECE"),
                    ("loss", "loss"), ("num_examples", "examples"))
 
 
-def _read_json(output_dir: str, name: str):
-    path = os.path.join(output_dir, name)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def _read_json(output_dir: str, name: str) -> dict | None:
+    return atomic.read_json(os.path.join(output_dir, name))
 
 
 def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_labels=None):
@@ -125,8 +121,8 @@ def _compression_blocks(compression: Mapping) -> list:
 
 
 def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
-    saved_config = _read_json(output_dir, "config.json")
-    metrics = _read_json(output_dir, "metrics.json")
+    saved_config = _read_json(output_dir, run_folder.CONFIG_JSON)
+    metrics = _read_json(output_dir, run_folder.METRICS_JSON)
     class_names = metrics.get("class_names", [])
     figure = lambda name, caption: ([Figure(figure_paths[name], caption)]  # noqa: E731
                                     if name in figure_paths else [])
@@ -144,7 +140,7 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
                          sorted(saved_config["chosen_hyperparameters"].items()))]
     blocks += _data_blocks(metrics["data"], class_names)
     blocks += figure("augmented_samples", "Augmented training samples")
-    search = _read_json(output_dir, "search.json")
+    search = _read_json(output_dir, run_folder.SEARCH_JSON)
     if search:
         blocks += _search_blocks(search)
     phases = metrics.get("training", {}).get("phases", [])
@@ -158,7 +154,7 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     if "performance" in metrics:
         blocks += _performance_blocks(metrics["performance"])
     blocks += comparison.report_blocks(metrics, figure_paths)
-    blocks += _compression_blocks(_read_json(output_dir, "compression.json") or {})
+    blocks += _compression_blocks(_read_json(output_dir, run_folder.COMPRESSION_JSON) or {})
     return blocks
 
 
@@ -168,23 +164,20 @@ def write_report(output_dir: str, figures: Mapping[str, bytes]) -> tuple[str, st
     paths = {}
     for name, png in figures.items():
         paths[name] = f"{FIGURE_FOLDER}/{name}.png"
-        with open(os.path.join(output_dir, paths[name]), "wb") as f:
-            f.write(png)
+        atomic.write_bytes(os.path.join(output_dir, paths[name]), png)
     blocks = _blocks(output_dir, paths)
-    markdown_path = os.path.join(output_dir, "report.md")
-    html_path = os.path.join(output_dir, "report.html")
-    with open(markdown_path, "w", encoding="utf-8") as f:
-        f.write(to_markdown(blocks))
-    with open(html_path, "w", encoding="utf-8") as f:
-        f.write(to_html(blocks, output_dir, "tftransfer run report"))
+    markdown_path = os.path.join(output_dir, run_folder.REPORT_MD)
+    html_path = os.path.join(output_dir, run_folder.REPORT_HTML)
+    atomic.write_text(markdown_path, to_markdown(blocks))
+    atomic.write_text(html_path, to_html(blocks, output_dir, "tftransfer run report"))
     return markdown_path, html_path
 
 
 def rebuild(output_dir: str) -> tuple[str, str]:
     """Re-renders the report of a finished run (e.g. after compression.json was added),
     keeping the augmented-sample grid it already has."""
-    metrics = _read_json(output_dir, "metrics.json")
-    if metrics is None or _read_json(output_dir, "config.json") is None:
+    metrics = _read_json(output_dir, run_folder.METRICS_JSON)
+    if metrics is None or _read_json(output_dir, run_folder.CONFIG_JSON) is None:
         raise UserError(f"--output_dir: no metrics.json and config.json in {output_dir}")
     figures = run_figures(metrics, metrics.get("class_names", []))
     samples = os.path.join(output_dir, FIGURE_FOLDER, "augmented_samples.png")

@@ -13,7 +13,7 @@ Sources, and what is taken from each:
 
 The rule: below SMALL examples the space is frozen-first (depth 0 and the top one or two
 blocks) with stronger regularisation; up to LARGE examples, shallow to full fine-tuning;
-from LARGE on, deeper fine-tuning only, and fewer search epochs.
+from LARGE on, deeper fine-tuning only.
 
 The learning-rate range is the head's (phase 1; fine-tuning multiplies it by
 --fine_tune_lr_factor). A freshly initialised head trained for a few epochs barely moves
@@ -34,7 +34,6 @@ class Prior:
     fine_tune_depths: tuple[int, ...]
     dropout: tuple[float, float]
     learning_rate: tuple[float, float]
-    search_epochs: int
 
 
 def _depths(candidates: list[int], num_blocks: int) -> tuple[int, ...]:
@@ -46,9 +45,9 @@ def prior(num_train_examples: int, num_blocks: int) -> Prior:
     """The default search ranges for a dataset of this size and a backbone of this depth."""
     quarter, half = max(1, num_blocks // 4), max(1, num_blocks // 2)
     if num_train_examples < SMALL:
-        return Prior("small", _depths([0, 1, 2], num_blocks), (0.2, 0.6), (1e-4, 3e-3), 4)
+        return Prior("small", _depths([0, 1, 2], num_blocks), (0.2, 0.6), (1e-4, 3e-3))
     if num_train_examples < LARGE:
         return Prior("medium", _depths([0, 2, quarter, half, -1], num_blocks), (0.0, 0.5),
-                     (3e-4, 1e-2), 4)
+                     (3e-4, 1e-2))
     return Prior("large", _depths([quarter, half, -1], num_blocks), (0.0, 0.3),
-                 (3e-4, 1e-2), 3)
+                 (3e-4, 1e-2))

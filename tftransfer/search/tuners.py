@@ -1,18 +1,64 @@
-"""KerasTuner tuners for the search: the chosen algorithm, plus per-trial wall times, a
-starting trial at the space's defaults, Hyperband promotions that train afresh, and state
-files that survive a kill.
+"""KerasTuner's oracle and tuner for the search, built the way KerasTuner builds its own
+tuners: make_tuner constructs the chosen algorithm's oracle and passes it with `oracle=`
+to a subclass of kt.Tuner.
+
+Our oracles start at the space's defaults and write state files that survive a kill; our
+tuner records per-trial wall times, announces each trial to the hypermodel, and trains a
+Hyperband promotion afresh. What overrides KerasTuner's private methods is in
+private_api.py; the classes here compose it.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import keras_tuner as kt
 import tensorflow as tf
 
+from tftransfer import private_api
 from tftransfer.config import cluster
 from tftransfer.outputs import files as atomic
+
+
+class _StartsAtDefaults(private_api.StartingValuesFirst):
+    """Oracle mixin: the first trial takes every hyperparameter's default, the space's
+    starting point (search_space.py), before the oracle's own sampling. A known-good
+    point first is what AutoKeras's initial hyperparameters do; random draws alone
+    rarely land near the best of a space this size. A resumed search has tried it."""
+
+    def starting_values(self) -> dict:
+        start = kt.HyperParameters()
+        start.merge(self.hyperparameters.space)  # each active one at its default
+        return start.values
+
+
+class _AtomicStateFiles:
+    """Oracle and tuner mixin: oracle.json, each trial.json and the tuner's own file
+    (tuner0.json) are written whole or not at all. KerasTuner writes them in place, and a
+    file cut short by a kill stops every resume."""
+
+    def write_state(self, path: str, state: dict) -> None:
+        atomic.write_json(path, state)
+
+
+class _TransferOracle(_StartsAtDefaults, _AtomicStateFiles, private_api.OracleStateFiles):
+    """What each of our oracles adds to KerasTuner's."""
+
+
+class TransferRandomSearchOracle(_TransferOracle, kt.oracles.RandomSearchOracle):
+    """KerasTuner's random search, from the space's starting point."""
+
+
+class TransferBayesianOracle(_TransferOracle, kt.oracles.BayesianOptimizationOracle):
+    """KerasTuner's Bayesian optimization, from the space's starting point."""
+
+
+class TransferHyperbandOracle(_TransferOracle, kt.oracles.HyperbandOracle):
+    """KerasTuner's Hyperband, from the space's starting point."""
+
+
+ORACLES = {"hyperband": TransferHyperbandOracle, "bayesian": TransferBayesianOracle,
+           "random": TransferRandomSearchOracle}
 
 
 class _TimedTrials:
@@ -23,11 +69,7 @@ class _TimedTrials:
         return os.path.join(self.project_dir, f"trial_seconds.{tuner_id}.json")
 
     def _read_seconds(self, tuner_id: str) -> dict[str, float]:
-        path = self._seconds_path(tuner_id)
-        if not os.path.exists(path):
-            return {}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return atomic.read_json(self._seconds_path(tuner_id)) or {}
 
     def trial_runs(self) -> dict[str, dict]:
         """{trial_id: {"tuner": tuner id, "seconds": wall time}} over every tuner."""
@@ -59,91 +101,47 @@ class _AnnouncedTrials:
         self.hypermodel.begin_trial()
 
 
-class _AtomicOracleSaves:
-    """Oracle mixin: oracle.json and each trial.json are written whole or not at all.
-    KerasTuner writes them in place, and a file cut short by a kill stops every resume."""
-
-    def save(self):
-        atomic.write_json(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial):
-        atomic.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                          trial.get_state())
+class TransferTuner(_TimedTrials, _AnnouncedTrials, _AtomicStateFiles,
+                    private_api.TunerStateFile, kt.Tuner):
+    """The search's tuner: KerasTuner's Tuner over the oracle it is given."""
 
 
-class _AtomicTunerSave:
-    """Tuner mixin: the tuner's own file (tuner0.json), written the same way."""
-
-    def save(self):
-        if not self._is_worker():
-            self.oracle.save()
-        atomic.write_json(self._get_tuner_fname(), self.get_state())
-
-
-class _PromotedTrialsRestart:
-    """Hyperband tuner mixin: a configuration promoted to more epochs trains again from the
-    pretrained weights, instead of continuing from the shorter trial's weights. Each trial's
-    learning rate decays to zero by its last epoch, so a continuation would restart a
-    finished schedule: in the search benchmark one configuration scored 86.6 % continued
-    and 87.5 % trained straight for the same 3 epochs. A score now means what the final
-    training gets from those values; it costs the shorter trial's epochs again (about
-    10 % more at the default budget)."""
+class TransferHyperbandTuner(TransferTuner):
+    """The tuner of a Hyperband search: a configuration promoted to more epochs trains again
+    from the pretrained weights, for its `tuner/epochs`, instead of continuing from the
+    shorter trial's weights as kt.Hyperband does. Each trial's learning rate decays to
+    zero by its last epoch, so a continuation would restart a finished schedule: in the
+    search benchmark one configuration scored 86.6 % continued and 87.5 % trained straight
+    for the same 3 epochs. A score now means what the final training gets from those
+    values; it costs the shorter trial's epochs again (about 10 % more at the default
+    budget). kt.Tuner loads no weights, so only the epochs need setting."""
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
         fit_kwargs["epochs"] = trial.hyperparameters.values["tuner/epochs"]
-        return super(kt.Hyperband, self).run_trial(trial, *fit_args, **fit_kwargs)
-
-    def _build_hypermodel(self, hp):
-        return super(kt.Hyperband, self)._build_hypermodel(hp)  # no weights to load
+        return super().run_trial(trial, *fit_args, **fit_kwargs)
 
 
-class _StartsAtDefaults:
-    """Oracle mixin: the first trial takes every hyperparameter's default, the space's
-    starting point (search_space.py), before the oracle's own sampling. A known-good
-    point first is what AutoKeras's initial hyperparameters do; random draws alone
-    rarely land near the best of a space this size. A resumed search has tried it."""
-
-    def _random_values(self):
-        start = kt.HyperParameters()
-        start.merge(self.hyperparameters.space)  # each active one at its default
-        if not self._duplicate(start.values):
-            return start.values
-        return super()._random_values()
-
-
-def extended_oracle_class(base: type) -> type:
-    """The oracle class with the starting point and atomic saves."""
-    return type(f"Extended{base.__name__}", (_StartsAtDefaults, _AtomicOracleSaves, base), {})
-
-
-def _extend_oracle(tuner: kt.Tuner) -> None:
-    """KerasTuner's tuners build their own oracle, so its class is extended in place; a
-    tuner worker holds only a client of the chief's oracle, which samples and saves."""
-    if isinstance(tuner.oracle, kt.Oracle):
-        tuner.oracle.__class__ = extended_oracle_class(type(tuner.oracle))
-
-
-TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
-          "random": kt.RandomSearch}
-
-
-def make_tuner(cfg, hypermodel, strategy, objective: str) -> kt.Tuner:
-    base = TUNERS[cfg.search.search]
-    mixins = (_TimedTrials, _AnnouncedTrials, _AtomicTunerSave)
+def make_oracle(cfg, objective: str) -> kt.Oracle:
+    """The oracle of `cfg.search.search`, maximizing `objective`."""
     if cfg.search.search == "hyperband":
-        mixins += (_PromotedTrialsRestart,)
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
         budget = {"max_trials": cfg.search.max_trials}
-    tuner_class = type(f"Transfer{base.__name__}", (*mixins, base), {})
+    return ORACLES[cfg.search.search](
+        objective=kt.Objective(objective, "max"), seed=cfg.seed,
+        max_consecutive_failed_trials=cfg.search.max_failed_trials, **budget)
+
+
+def make_tuner(cfg, hypermodel, strategy, objective: str) -> TransferTuner:
+    """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
+    KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
+    the same oracle class."""
+    tuner_class = TransferHyperbandTuner if cfg.search.search == "hyperband" else TransferTuner
     distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
-    tuner = tuner_class(
-        hypermodel, objective=kt.Objective(objective, "max"), directory=cfg.output_dir,
-        project_name="search", overwrite=overwrite, seed=cfg.seed,
+    return tuner_class(
+        make_oracle(cfg, objective), hypermodel, directory=cfg.output_dir,
+        project_name="search", overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,
-        max_consecutive_failed_trials=cfg.search.max_failed_trials,
-        distribution_strategy=strategy if distributed else None, **budget)
-    _extend_oracle(tuner)
-    return tuner
+        distribution_strategy=strategy if distributed else None)

@@ -8,7 +8,6 @@ makes the KerasTuner tuner.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
@@ -19,7 +18,12 @@ from absl import logging
 from tftransfer.config import cluster, run_config as config_lib
 from tftransfer.config.errors import TrainingDiverged, UserError
 from tftransfer.data import pipeline as data_lib
-from tftransfer.model import backbone as backbone_lib, classifier as model_lib
+from tftransfer.model import (
+    backbone as backbone_lib,
+    classifier as model_lib,
+    compile as compile_lib,
+)
+from tftransfer.outputs import files as atomic, run_folder
 from tftransfer.search import feature_cache as features_lib, space as search_space, tuners
 from tftransfer.train import adversarial as adversarial_lib, training as train_lib
 
@@ -100,33 +104,34 @@ class TransferHyperModel(kt.HyperModel):
                 variable.assign(value)
             backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size,
                                                    self.module)
-            model = model_lib.build_classifier(backbone, head, cfg.data.image_size)
+            model = model_lib.TransferClassifier(backbone, head, cfg.data.image_size)
             if self._adversarial(cfg):
                 model = adversarial_lib.wrap(model, cfg.adversarial, self.cfg.seed)
         # Compiled here so KerasTuner accepts it; each phase in fit() recompiles.
-        model_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
-                                    cfg.train.learning_rate, 1, 0)
+        compile_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
+                                      cfg.train.learning_rate, 1, 0)
         return model
 
     def _datasets(self, cfg, cached: bool, replicas: int):
+        if not cached:
+            train = data_lib.training_batches(self.sd.train, self.sd.train_size, cfg.data,
+                                              self.cfg.seed, replicas)
+            return train, self.sd.data.validation
+
         def safe_batch(size: int) -> int:
             return data_lib.replica_safe_batch_size(cfg.data.batch_size, size, replicas)
 
-        batch = safe_batch(self.sd.train_size)
-        if cached:
-            train = features_lib.feature_dataset(*self.sd.cached["train"], batch, self.cfg.seed)
-            features, labels = self.sd.cached["validation"]
-            return train, features_lib.feature_dataset(features, labels,
-                                                       safe_batch(len(labels)))
-        train = data_lib.training_pipeline(self.sd.train, cfg.data, self.cfg.seed, batch)
-        return train, self.sd.data.validation
+        train = features_lib.feature_dataset(*self.sd.cached["train"],
+                                             safe_batch(self.sd.train_size), self.cfg.seed)
+        features, labels = self.sd.cached["validation"]
+        return train, features_lib.feature_dataset(features, labels, safe_batch(len(labels)))
 
     def fit(self, hp, model, *args, epochs=None, callbacks=(), **kwargs):
         cfg = self.trial_config(hp, epochs or self.cfg.search.search_epochs)
         cached = self._uses_cache(cfg)
         train, validation = self._datasets(cfg, cached,
                                            model.distribute_strategy.num_replicas_in_sync)
-        backbone = None if cached else model.get_layer("backbone")
+        backbone = None if cached else model.backbone
         try:
             phases = train_lib.run_phases(
                 model, backbone, train, validation, self.sd.train_size,
@@ -173,7 +178,7 @@ def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchDat
                         "--validation_fraction > 0)")
     cached = None
     if _may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
-        cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, "features"))
+        cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
         common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
                       data=data.fingerprint, seed=cfg.seed)
         splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
@@ -226,7 +231,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
-            os.path.join(cfg.output_dir, "tensorboard", "search"))], verbose=2, **fit_kwargs)
+            os.path.join(cfg.output_dir, run_folder.SEARCH_TENSORBOARD))], verbose=2,
+            **fit_kwargs)
     except RuntimeError as e:
         lines = str(e).strip().splitlines() or ["?"]
         raise UserError(f"search stopped: {lines[0]} Last failure: {lines[-1]}") from None
@@ -234,9 +240,9 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
         logging.info("Tuner %s: no trials left; the chief reports the search", tuner.tuner_id)
         return None
     trials = _trial_records(tuner)
-    with open(os.path.join(cfg.output_dir, "search.json"), "w", encoding="utf-8") as f:
-        json.dump({"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
-                   "space": search_space.describe(space), "trials": trials}, f, indent=2)
+    atomic.write_json(os.path.join(cfg.output_dir, run_folder.SEARCH_JSON),
+                      {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
+                       "space": search_space.describe(space), "trials": trials}, indent=2)
     best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
                 None)
     if best is None:

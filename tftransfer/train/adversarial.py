@@ -1,10 +1,11 @@
 """Adversarial fine-tuning: training batches of which a share is replaced by FGSM or PGD
 examples crafted against the model being trained.
 
-`wrap` turns a classifier into an `AdversarialClassifier`: the same layers and weights
-(its checkpoints load into the plain classifier), with a `train_step` that perturbs the
-batch first. Everything else (compile, fit, callbacks, `train.run_phases`) is unchanged,
-and the step runs per replica under any tf.distribute strategy.
+`wrap` turns a classifier into an `AdversarialClassifier`: a TransferClassifier on the same
+backbone and head objects, so the same weights (its checkpoints load into the plain
+classifier), with a `train_step` that perturbs the batch first. Everything else (compile,
+fit, callbacks, `train.run_phases`) is unchanged, and the step runs per replica under any
+tf.distribute strategy.
 
 After the final training, variants/adversarial.py fine-tunes a copy of the model this way;
 a search whose space holds `adversarial` trains its trials this way.
@@ -16,18 +17,25 @@ import tensorflow as tf
 
 from tftransfer.config.run_config import AdversarialConfig
 from tftransfer.model import attacks
+from tftransfer.model.classifier import TransferClassifier
 
 
-class AdversarialClassifier(keras.Model):
-    """A functional classifier whose training batches are partly adversarial."""
+@keras.saving.register_keras_serializable(package="tftransfer")
+class AdversarialClassifier(TransferClassifier):
+    """A classifier whose training batches are partly adversarial."""
 
-    def __init__(self, inputs, outputs, attack: str = "fgsm", epsilon: float = 0.01,
-                 mix: float = 0.5, pgd_steps: int = 5, seed: int = 0, **kwargs):
-        super().__init__(inputs, outputs, **kwargs)
+    def __init__(self, backbone, head: keras.Model, image_size: int, attack: str = "fgsm",
+                 epsilon: float = 0.01, mix: float = 0.5, pgd_steps: int = 5, seed: int = 0,
+                 **kwargs):
         if attack not in ("fgsm", "pgd"):
             raise ValueError(f"attack must be fgsm or pgd, not {attack!r}")
+        super().__init__(backbone, head, image_size, **kwargs)
         self.attack, self.epsilon, self.mix = attack, epsilon, mix
         self.pgd_steps, self.seed = pgd_steps, seed
+
+    def get_config(self):
+        return {**super().get_config(), "attack": self.attack, "epsilon": self.epsilon,
+                "mix": self.mix, "pgd_steps": self.pgd_steps, "seed": self.seed}
 
     def _perturb(self, images, labels):
         if self.attack == "fgsm":
@@ -54,11 +62,12 @@ class AdversarialClassifier(keras.Model):
             keras.utils.pack_x_y_sample_weight(images, labels, sample_weight))
 
 
-def wrap(classifier: keras.Model, cfg: AdversarialConfig, seed: int) -> AdversarialClassifier:
-    """The classifier's layers in an AdversarialClassifier for cfg.adversarial, created in
-    the classifier's strategy scope."""
+def wrap(classifier: TransferClassifier, cfg: AdversarialConfig,
+         seed: int) -> AdversarialClassifier:
+    """The classifier's backbone and head in an AdversarialClassifier for cfg.adversarial,
+    created in the classifier's strategy scope."""
     with classifier.distribute_strategy.scope():
         return AdversarialClassifier(
-            classifier.inputs, classifier.outputs, attack=cfg.adversarial,
+            classifier.backbone, classifier.head, classifier.image_size, attack=cfg.adversarial,
             epsilon=cfg.adversarial_epsilon, mix=cfg.adversarial_mix,
             pgd_steps=cfg.pgd_steps, seed=seed, name=f"{classifier.name}_adversarial")

@@ -21,12 +21,13 @@ import time
 import keras
 from absl import logging
 
+from tftransfer import private_api
 from tftransfer.config.errors import TrainingDiverged
 from tftransfer.config.run_config import RunConfig
-from tftransfer.data.pipeline import DataBundle
-from tftransfer.model import classifier as model_lib
+from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
+from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
-from tftransfer.outputs import files as atomic
+from tftransfer.outputs import files as atomic, run_folder
 
 
 @dataclasses.dataclass
@@ -65,29 +66,32 @@ def _raise_if_diverged(history: dict, phase: str, peak_lr: float) -> None:
                                f"lower --learning_rate (peak was {peak_lr:g}) or --l2")
 
 
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):  # absent, or cut short by a kill
-        return None
-
-
 def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | None,
                  phase: str) -> tuple[list, dict | None]:
     """The phase's callbacks with its BackupAndRestore, and what it recorded if it finished."""
     if backup_dir is None:
         return callbacks, None
     folder = os.path.join(backup_dir, phase)
-    if os.path.isdir(folder) and _read_json(
+    if os.path.isdir(folder) and atomic.read_json(
             os.path.join(folder, "training_metadata.json")) is None:
         shutil.rmtree(folder)  # killed while writing its first backup: nothing to resume
     # BackupAndRestore sets this and Keras never resets it: it would leak into the next phase.
-    classifier._initial_epoch = None
+    private_api.forget_resumed_epoch(classifier)
     # Kept after the phase (train() deletes the whole backup): the next phase starts from it.
     backup = keras.callbacks.BackupAndRestore(folder, double_checkpoint=True,
                                               delete_checkpoint=False)
-    return [*callbacks, backup], _read_json(os.path.join(backup_dir, f"{phase}.finished.json"))
+    return [*callbacks, backup], atomic.read_json(
+        os.path.join(backup_dir, f"{phase}.finished.json"))
+
+
+def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int = 1) -> int:
+    """Batches in one epoch of `train_data`: the dataset's own count when tf.data knows it,
+    else counted with the batch the pipeline used, which replica_safe_batch_size may have
+    made smaller than `batch_size`."""
+    known = int(train_data.cardinality())
+    if known > 0:
+        return known
+    return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
 def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
@@ -95,19 +99,20 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                backup_dir: str | None = None) -> list[PhaseResult]:
     """Runs the planned phases. `backbone` is None for a head trained on features.
     With `backup_dir`, each phase backs up every epoch and resumes from its backup."""
-    steps_per_epoch = math.ceil(train_size / cfg.data.batch_size)
-    warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
+    steps = steps_per_epoch(train_data, train_size, cfg.data.batch_size,
+                            classifier.distribute_strategy.num_replicas_in_sync)
+    warmup_steps = int(cfg.train.warmup_epochs * steps)
     results, phase_end = [], 0
     for name, depth, epochs, peak_lr in plan_phases(cfg):
         start, phase_end = phase_end, phase_end + epochs
         if backbone is not None:
             backbone.set_fine_tune_depth(depth)
         with classifier.distribute_strategy.scope():  # optimizer slots must be mirrored too
-            model_lib.compile_for_phase(classifier, cfg.train, num_classes,
-                                        cfg.head.label_smoothing, peak_lr,
-                                        epochs * steps_per_epoch, warmup_steps,
-                                        model_lib.HEAD_STEPS_PER_EXECUTION if backbone is None
-                                        else 1)
+            compile_lib.compile_for_phase(classifier, cfg.train, num_classes,
+                                          cfg.head.label_smoothing, peak_lr,
+                                          epochs * steps, warmup_steps,
+                                          compile_lib.HEAD_STEPS_PER_EXECUTION
+                                          if backbone is None else 1)
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights))
@@ -155,7 +160,7 @@ def _training_identity(cfg: RunConfig) -> dict:
 def _open_backup(backup_dir: str, cfg: RunConfig) -> float | None:
     """Keeps a backup only if this configuration wrote it; returns its best val_accuracy."""
     state_path = os.path.join(backup_dir, "state.json")
-    state = _read_json(state_path)
+    state = atomic.read_json(state_path)
     if os.path.isdir(backup_dir) and (state or {}).get("config") != _training_identity(cfg):
         logging.warning("Discarding the training backup in %s: it does not match this "
                         "configuration", backup_dir)
@@ -170,7 +175,7 @@ def _open_backup(backup_dir: str, cfg: RunConfig) -> float | None:
 
 def _record_best(backup_dir: str, best: float) -> None:
     state_path = os.path.join(backup_dir, "state.json")
-    atomic.write_json(state_path, {**_read_json(state_path), "best_val_accuracy": best})
+    atomic.write_json(state_path, {**atomic.read_json(state_path), "best_val_accuracy": best})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -190,9 +195,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch_of_fit:
             self._first_epoch_of_fit = False
-            saved = _read_json(self.state_path)
+            saved = atomic.read_json(self.state_path)
             # Set by BackupAndRestore when it resumes this phase from its backup.
-            resumed = bool(getattr(self.model, "_initial_epoch", None))
+            resumed = bool(private_api.resumed_epoch(self.model))
             if resumed and saved and saved["epoch"] == epoch - 1:
                 self.wait, self.best = saved["wait"], saved["best"]
                 logging.info("Early stopping resumed: %d epoch(s) without improvement",
@@ -207,12 +212,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
           cfg: RunConfig) -> TrainResult:
     """The final training: phases, TensorBoard, early stopping, best weights restored."""
-    best_path = os.path.join(cfg.output_dir, "checkpoints", "best.weights.h5")
+    best_path = os.path.join(cfg.output_dir, run_folder.BEST_WEIGHTS)
     os.makedirs(os.path.dirname(best_path), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN(),
-                 keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, "tensorboard"),
+                 keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                              profile_batch=_profiled_steps(cfg))]
-    backup_dir = os.path.join(cfg.output_dir, "backup")
+    backup_dir = os.path.join(cfg.output_dir, run_folder.BACKUP)
     resumed_best = _open_backup(backup_dir, cfg)
     best_checkpoint = None
     if data.validation is not None:

@@ -8,15 +8,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import keras
 from absl import logging
 
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
-from tftransfer.model import classifier as model_lib
+from tftransfer.model.classifier import TransferClassifier
+from tftransfer.outputs import run_folder
 from tftransfer.train import adversarial, training as train_lib
 
-FOLDER = "adversarial"
+FOLDER = run_folder.ADVERSARIAL
 
 
 def fine_tune_config(cfg: RunConfig) -> RunConfig:
@@ -32,34 +32,23 @@ def fine_tune_config(cfg: RunConfig) -> RunConfig:
                                train=train)
 
 
-def copy_classifier(classifier: keras.Model, cfg: RunConfig, num_classes: int,
-                    name: str = "classifier"):
-    """(copy, its backbone): the same architecture on a freshly loaded hub module, with the
-    classifier's weights, in the classifier's strategy scope."""
-    with classifier.distribute_strategy.scope():
-        backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-        head = model_lib.build_head(width, num_classes, cfg.head)
-        copy = model_lib.build_classifier(backbone, head, cfg.data.image_size, name=name)
-        copy.set_weights(classifier.get_weights())
-    return copy, backbone
-
-
 @dataclasses.dataclass
 class FineTuned:
-    classifier: keras.Model
-    backbone: object            # its HubBackbone (backbone.module is exported with it)
+    classifier: TransferClassifier
     training: train_lib.TrainResult
     cfg: RunConfig              # the fine-tuning run's config (output_dir included)
 
 
-def fine_tune(classifier: keras.Model, data: DataBundle, cfg: RunConfig) -> FineTuned:
+def fine_tune(classifier: TransferClassifier, data: DataBundle,
+              cfg: RunConfig) -> FineTuned:
     """Adversarially fine-tunes a copy of the trained classifier; the original is kept."""
     tune_cfg = fine_tune_config(cfg)
     os.makedirs(tune_cfg.output_dir, exist_ok=True)
-    copy, backbone = copy_classifier(classifier, cfg, data.num_classes)
+    copy = classifier.clone()
     logging.info("Adversarial fine-tuning (%s, ε=%g, mix %g) for %d epoch(s) in %s",
                  cfg.adversarial.adversarial, cfg.adversarial.adversarial_epsilon,
                  cfg.adversarial.adversarial_mix, cfg.adversarial.adversarial_epochs,
                  tune_cfg.output_dir)
-    training = train_lib.train(adversarial.wrap(copy, cfg.adversarial, cfg.seed), backbone, data, tune_cfg)
-    return FineTuned(copy, backbone, training, tune_cfg)
+    training = train_lib.train(adversarial.wrap(copy, cfg.adversarial, cfg.seed),
+                               copy.backbone, data, tune_cfg)
+    return FineTuned(copy, training, tune_cfg)

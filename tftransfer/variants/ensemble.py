@@ -20,20 +20,22 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tftransfer import private_api
 from tftransfer.config.errors import UserError
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data import pipeline as data_lib
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.model import classifier as model_lib
+from tftransfer.outputs import run_folder
 from tftransfer.search import tuning as search
 from tftransfer.train import training as train_lib
 
-FOLDER = "ensemble"
+FOLDER = run_folder.ENSEMBLE
 
 
 def build_ensemble(members: Sequence[keras.Model], image_size: int) -> keras.Model:
     """images -> the members' mean probabilities (float32, whatever the dtype policy)."""
-    images = keras.Input((image_size, image_size, 3), name="images")
+    images = model_lib.images_input(image_size)
     probabilities = keras.layers.Average(dtype="float32", name="probabilities")(
         [member(images) for member in members])
     return keras.Model(images, probabilities, name="ensemble")
@@ -58,18 +60,19 @@ def runner_up_trials(search_result: search.SearchResult, count: int) -> list[dic
 
 
 def trial_checkpoint(output_dir: str, trial_id: str) -> str:
-    """KerasTuner's checkpoint of a trial's best epoch (Tuner._get_checkpoint_fname)."""
-    return os.path.join(output_dir, "search", f"trial_{trial_id}", "checkpoint.weights.h5")
+    """KerasTuner's checkpoint of a trial's best epoch."""
+    return private_api.trial_checkpoint(os.path.join(output_dir, run_folder.SEARCH), trial_id)
 
 
 def _holds_backbone(checkpoint: str) -> bool:
     """False for a head trained alone on cached features."""
     with h5py.File(checkpoint, "r") as f:
-        return any("backbone" in name for name in f.get("layers", {}))
+        return model_lib.BACKBONE_WEIGHTS in f.get("layers", {})
 
 
-def _member(member_cfg: RunConfig, num_classes: int, name: str):
-    """(classifier, its backbone) with a freshly loaded hub module."""
+def _member(member_cfg: RunConfig, num_classes: int,
+            name: str) -> model_lib.TransferClassifier:
+    """A new classifier on a freshly loaded hub module."""
     return model_lib.build_model(member_cfg, num_classes, name)
 
 
@@ -79,25 +82,21 @@ def _restored(trial: dict, member_cfg: RunConfig, num_classes: int, strategy, cf
         raise UserError(f"--ensemble_members=restore: trial {trial['trial_id']} has no "
                         f"checkpoint ({checkpoint}); use --ensemble_members=retrain")
     with strategy.scope():
-        classifier, backbone = _member(member_cfg, num_classes, f"trial_{trial['trial_id']}")
-        (classifier if _holds_backbone(checkpoint) else classifier.get_layer("head")
-         ).load_weights(checkpoint)
-    return classifier, backbone
+        classifier = _member(member_cfg, num_classes, f"trial_{trial['trial_id']}")
+        (classifier if _holds_backbone(checkpoint) else classifier.head).load_weights(checkpoint)
+    return classifier
 
 
 def _retrained(trial: dict, member_cfg: RunConfig, data: DataBundle, strategy):
     member_cfg = dataclasses.replace(member_cfg, output_dir=os.path.join(
         member_cfg.output_dir, FOLDER, f"member_{trial['trial_id']}"))
     os.makedirs(member_cfg.output_dir, exist_ok=True)
-    batch = data_lib.replica_safe_batch_size(member_cfg.data.batch_size, data.sizes["train"],
-                                             strategy.num_replicas_in_sync)
-    member_data = dataclasses.replace(data, train=data_lib.training_pipeline(
-        data.train_unbatched, member_cfg.data, member_cfg.seed, batch))
+    member_data = data_lib.with_train_split(data, member_cfg.data, member_cfg.seed,
+                                            strategy.num_replicas_in_sync)
     with strategy.scope():
-        classifier, backbone = _member(member_cfg, data.num_classes,
-                                       f"trial_{trial['trial_id']}")
-    train_lib.train(classifier, backbone, member_data, member_cfg)
-    return classifier, backbone
+        classifier = _member(member_cfg, data.num_classes, f"trial_{trial['trial_id']}")
+    train_lib.train(classifier, classifier.backbone, member_data, member_cfg)
+    return classifier
 
 
 class HubModules(tf.Module):
@@ -120,7 +119,7 @@ class Ensemble:
     trial_ids: list[str]        # of the members after the final model
 
 
-def build_top_k(final: keras.Model, final_backbone, search_result: search.SearchResult,
+def build_top_k(final: keras.Model, search_result: search.SearchResult,
                 data: DataBundle, cfg: RunConfig, strategy) -> Ensemble:
     """The final model and the next --ensemble_top_k - 1 distinct trials, averaged.
     `cfg` is the run's config before the best values were applied (any trial's values are
@@ -133,17 +132,17 @@ def build_top_k(final: keras.Model, final_backbone, search_result: search.Search
     if len(trials) < wanted:
         logging.warning("Ensemble: only %d distinct completed trial(s) besides the best",
                         len(trials))
-    members, modules = [final], [final_backbone.module]
+    members, modules = [final], [final.backbone.module]
     for trial in trials:
         member_cfg = search.apply_values(cfg, trial["hyperparameters"])
         if cfg.ensemble.ensemble_members == "retrain":
-            classifier, backbone = _retrained(trial, member_cfg, data, strategy)
+            classifier = _retrained(trial, member_cfg, data, strategy)
         else:
-            classifier, backbone = _restored(trial, member_cfg, data.num_classes, strategy, cfg)
+            classifier = _restored(trial, member_cfg, data.num_classes, strategy, cfg)
         logging.info("Ensemble member %s (%s, score %.4f): %s", trial["trial_id"],
                      cfg.ensemble.ensemble_members, trial["score"], trial["hyperparameters"])
         members.append(classifier)
-        modules.append(backbone.module)
+        modules.append(classifier.backbone.module)
     with strategy.scope():
         model = build_ensemble(members, cfg.data.image_size)
     return Ensemble(model, HubModules(modules), [t["trial_id"] for t in trials])

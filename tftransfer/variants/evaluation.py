@@ -16,6 +16,7 @@ from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.evaluate import robustness, splits as evaluate
 from tftransfer.export import measure, saved_model as export
+from tftransfer.outputs import run_folder
 from tftransfer.variants import adversarial, ensemble
 
 
@@ -43,16 +44,15 @@ def adversarial_variant(classifier: keras.Model, data: DataBundle, cfg: RunConfi
              "training": {"phases": [vars(p) for p in tuned.training.phases],
                           "best_validation_accuracy": tuned.training.best_validation_accuracy}}
     return {**block, **evaluate_variant(
-        tuned.classifier, data, cfg, os.path.join(tuned.cfg.output_dir, "saved_model"),
-        tuned.backbone.module)}
+        tuned.classifier, data, cfg, os.path.join(tuned.cfg.output_dir, run_folder.SAVED_MODEL),
+        tuned.classifier.backbone.module)}
 
 
-def ensemble_variant(classifier: keras.Model, backbone, search_result, data: DataBundle,
+def ensemble_variant(classifier: keras.Model, search_result, data: DataBundle,
                      cfg: RunConfig, strategy) -> dict:
     """The `ensemble` block: the final classifier and the next best trials, averaged."""
-    built = ensemble.build_top_k(classifier, backbone, search_result, data, cfg, strategy)
+    built = ensemble.build_top_k(classifier, search_result, data, cfg, strategy)
     block = {"members": 1 + len(built.trial_ids), "trial_ids": built.trial_ids,
              "member_source": cfg.ensemble.ensemble_members}
-    return {**block, **evaluate_variant(
-        built.model, data, cfg, os.path.join(cfg.output_dir, ensemble.FOLDER, "saved_model"),
-        built.hub_modules)}
+    export_base = os.path.join(cfg.output_dir, ensemble.FOLDER, run_folder.SAVED_MODEL)
+    return {**block, **evaluate_variant(built.model, data, cfg, export_base, built.hub_modules)}

@@ -7,14 +7,18 @@ not pay for graph initialisation.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import tensorflow as tf
 from absl import logging
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from tftransfer.data.pipeline import DataBundle
-from tftransfer.export.layout import BYTES_SIGNATURE, MAX_WARMUP_REQUESTS, WARMUP_FILE
+from tftransfer.config.run_config import MAX_WARMUP_REQUESTS
+from tftransfer.export.layout import WARMUP_FILE
+from tftransfer.export.signatures import BYTES
+
+if TYPE_CHECKING:  # only the type: exporting needs none of the input stage
+    from tftransfer.data.pipeline import DataBundle
 
 
 def validation_images(data: DataBundle, count: int) -> list[bytes]:
@@ -31,14 +35,15 @@ def validation_images(data: DataBundle, count: int) -> list[bytes]:
 
 def _prediction_log(encoded: bytes) -> prediction_log_pb2.PredictionLog:
     request = predict_pb2.PredictRequest()
-    request.model_spec.signature_name = BYTES_SIGNATURE
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto([encoded], dtype=tf.string))
+    request.model_spec.signature_name = BYTES.name
+    request.inputs[BYTES.input_name].CopyFrom(tf.make_tensor_proto([encoded], dtype=tf.string))
     return prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
 def write_warmup_requests(saved_model_dir: str, images: Sequence[bytes]) -> str:
-    """Writes one single-image `serving_default` request per encoded image; returns the file."""
+    """Writes one single-image request of the bytes signature per encoded image; returns the
+    file."""
     if len(images) > MAX_WARMUP_REQUESTS:
         raise ValueError(f"TF Serving refuses more than {MAX_WARMUP_REQUESTS} warm-up "
                          f"requests, got {len(images)}")

@@ -4,7 +4,7 @@ import tensorflow as tf
 from conftest import make_config
 
 from tftransfer.data import pipeline as data_lib
-from tftransfer.export import warmup
+from tftransfer.export import serving_warmup as warmup
 
 
 def _pixels(split, count):

@@ -1,0 +1,36 @@
+import keras
+import numpy as np
+import pytest
+
+from tftransfer.config.run_config import TrainConfig
+from tftransfer.model import compile as compile_lib
+
+
+def test_label_smoothing_matches_the_formula():
+    probs = np.array([[0.7, 0.2, 0.1]], np.float32)
+    loss = compile_lib.SmoothedSparseCrossentropy(3, 0.3)(np.array([0]), probs)
+    target = np.array([0.7 + 0.1, 0.1, 0.1])
+    np.testing.assert_allclose(float(loss), -(target * np.log(probs[0])).sum(), rtol=1e-5)
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    schedule = compile_lib.learning_rate_schedule(0.1, total_steps=100, warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
+    assert values[0] == pytest.approx(0.0) and values[1] == pytest.approx(0.05)
+    assert values[2] == pytest.approx(0.1) and values[3] == pytest.approx(0.05, rel=1e-3)
+    assert values[4] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", keras.optimizers.SGD),
+                                       ("adam", keras.optimizers.Adam),
+                                       ("adamw", keras.optimizers.AdamW),
+                                       ("adagrad", keras.optimizers.Adagrad)])
+def test_optimizers(name, cls):
+    optimizer = compile_lib.make_optimizer(TrainConfig(optimizer=name), 0.01)
+    assert isinstance(optimizer, cls)
+
+
+@pytest.mark.parametrize("num_classes, names", [(3, ["accuracy"]),
+                                                (5, ["accuracy", "top5_accuracy"])])
+def test_top5_accuracy_only_with_five_classes_or_more(num_classes, names):
+    assert [m.name for m in compile_lib.metrics(num_classes)] == names

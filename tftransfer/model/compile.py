@@ -1,0 +1,67 @@
+"""How a classifier is compiled for a training phase: the loss, metrics, optimizer and
+learning-rate schedule."""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tftransfer.config.run_config import TrainConfig
+
+
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
+
+    def __init__(self, num_classes: int, label_smoothing: float, name="crossentropy"):
+        super().__init__(name=name)
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
+
+    def call(self, y_true, y_pred):
+        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, [-1]), "int32"), self.num_classes)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "label_smoothing": self.label_smoothing,
+                "name": self.name}
+
+
+def metrics(num_classes: int) -> list[keras.metrics.Metric]:
+    found = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if num_classes >= 5:
+        found.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+    return found
+
+
+def learning_rate_schedule(peak: float, total_steps: int, warmup_steps: int):
+    total_steps = max(total_steps, 1)
+    warmup_steps = min(warmup_steps, total_steps - 1)
+    if warmup_steps <= 0:
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total_steps - warmup_steps, warmup_target=peak,
+        warmup_steps=warmup_steps)
+
+
+def make_optimizer(cfg: TrainConfig, learning_rate) -> keras.optimizers.Optimizer:
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate)
+    return keras.optimizers.Adam(learning_rate)
+
+
+# A head on cached features takes less time per step than Keras spends calling the step,
+# so a head alone runs this many steps per call (benchmarks/feature_cache.py).
+HEAD_STEPS_PER_EXECUTION = 32
+
+
+def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
+                      label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
+                      steps_per_execution: int = 1):
+    schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
+    model.compile(optimizer=make_optimizer(cfg, schedule),
+                  loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
+                  metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
+                  steps_per_execution=steps_per_execution)

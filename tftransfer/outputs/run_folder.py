@@ -1,0 +1,32 @@
+"""The names of the files and folders a run writes under its output_dir.
+
+Names only, relative to output_dir: a variant's own run (the adversarial fine-tune, a
+retrained ensemble member) lays out the same names under its folder. The log (`run.log`, or
+`run.<tuner>.log` on a tuner worker) and the non-chief workers' `.workers/` are named by
+config/cluster.py, a layer below this one.
+"""
+from __future__ import annotations
+
+import os
+
+CONFIG_JSON = "config.json"            # the run's configuration and chosen hyperparameters
+METRICS_JSON = "metrics.json"
+LABELS_TXT = "labels.txt"              # one class name per line
+SEARCH_JSON = "search.json"
+COMPRESSION_JSON = "compression.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+REPORT_FILES = "report_files"          # the report's figures
+BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
+BACKUP = "backup"                      # the final training's resumable state
+TENSORBOARD = "tensorboard"
+SEARCH_TENSORBOARD = os.path.join(TENSORBOARD, "search")
+SAVED_MODEL = "saved_model"            # SavedModel versions: saved_model/<version>/
+PRUNED_SAVED_MODEL = "pruned_saved_model"
+TFLITE = "tflite"                      # tflite/<variant>.tflite
+KERAS_INT8 = "keras_int8"
+CACHE = "cache"                        # decoded splits
+FEATURES = "features"                  # the search's cached backbone features
+SEARCH = "search"                      # KerasTuner's project folder
+ENSEMBLE = "ensemble"
+ADVERSARIAL = "adversarial"
