@@ -48,7 +48,7 @@ def _rows(result):
     return {row["variant"]: row for row in result["variants"]}
 
 
-def test_every_variant_is_measured_and_written(compressed):
+def test_every_compressed_model_is_measured_and_written(compressed):
     cfg, data, _, _, result = compressed
     assert [r["variant"] for r in result["variants"]] == [
         "saved_model", "tflite_float", "tflite_dynamic", "tflite_float16", "tflite_int8",
@@ -163,7 +163,7 @@ def test_without_an_evaluation_split_it_is_one_line(tmp_path, tiny_hub_dir, colo
         compression.compress_and_evaluate(None, no_splits, cfg, "")
 
 
-def test_variants_that_cannot_be_built_are_skipped_with_the_reason(compressed, monkeypatch):
+def test_compressed_models_that_cannot_be_built_are_skipped_with_the_reason(compressed, monkeypatch):
     cfg, data, classifier, _, _ = compressed
 
     def refuse(*args):
@@ -171,10 +171,9 @@ def test_variants_that_cannot_be_built_are_skipped_with_the_reason(compressed, m
     monkeypatch.setattr(compression.tflite, "write_model", refuse)
     features = keras.Input((16,))
     no_dense = keras.Model(features, keras.layers.Activation("softmax")(features), name="head")
-    backbone = classifier.backbone
-    bare = model_lib.TransferClassifier(backbone, no_dense, cfg.data.image_size)
+    bare = model_lib.TransferClassifier(classifier.backbone, no_dense, cfg.data.image_size)
     skipped = []
-    assert list(compression._candidates(bare, backbone, data, cfg, skipped)) == []
+    assert list(compression._candidates(bare, data, cfg, skipped)) == []
     assert skipped == [{"variant": f"tflite_{v}", "reason": "calibration failed"}
                        for v in TFLITE] + [{"variant": "keras_int8",
                                             "reason": "no Dense or EinsumDense layer to "

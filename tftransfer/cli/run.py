@@ -146,7 +146,7 @@ def _export(cfg, classifier, data, trained) -> tuple[str, dict]:
 
 
 def _compress(cfg, classifier, data, export_dir: str) -> None:
-    """The compressed variants, into compression.json."""
+    """The compressed models, into compression.json."""
     from tftransfer.compress import compression
 
     compression.compress_and_evaluate(classifier, data, cfg, export_dir)

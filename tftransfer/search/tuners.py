@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tftransfer import private_api
 from tftransfer.config import cluster
-from tftransfer.outputs import files as atomic
+from tftransfer.outputs import files as atomic, run_folder
 
 
 class _StartsAtDefaults(private_api.StartingValuesFirst):
@@ -142,6 +142,6 @@ def make_tuner(cfg, hypermodel, strategy, objective: str) -> TransferTuner:
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     return tuner_class(
         make_oracle(cfg, objective), hypermodel, directory=cfg.output_dir,
-        project_name="search", overwrite=overwrite,
+        project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,
         distribution_strategy=strategy if distributed else None)
