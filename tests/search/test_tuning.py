@@ -74,6 +74,7 @@ def test_frozen_trials_reuse_cached_features(tmp_path, tiny_hub_dir, color_folde
     assert [t["status"] for t in saved["trials"]] == ["COMPLETED"] * 4
 
 
+@pytest.mark.e2e  # interrupted like a kill, then resumed
 def test_resume_repeats_no_finished_trial(tmp_path, tiny_hub_dir, color_folder, monkeypatch):
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
                          space={"fine_tune_depth": [0]})
@@ -97,6 +98,7 @@ def test_resume_repeats_no_finished_trial(tmp_path, tiny_hub_dir, color_folder, 
     assert all(t["status"] == "COMPLETED" for t in result.trials)
 
 
+@pytest.mark.e2e  # interrupted like a kill, then resumed
 def test_a_kill_while_the_tuner_saves_leaves_every_state_file_whole(
         tmp_path, tiny_hub_dir, color_folder, monkeypatch):
     """KerasTuner writes oracle.json, trial.json and tuner0.json in place; tftransfer's
@@ -161,6 +163,7 @@ def test_search_under_mirrored_strategy_with_two_replicas(tmp_path, tiny_hub_dir
     assert (first["fine_tune_depth"], first["augment"]) == (0, 0)
 
 
+@pytest.mark.e2e  # two whole searches compared
 def test_a_hyperband_promotion_scores_what_a_straight_run_of_its_values_scores(
         tmp_path, tiny_hub_dir, color_folder):
     """KerasTuner continues a promoted trial from the shorter one's weights, restarting a
