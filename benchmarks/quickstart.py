@@ -1,10 +1,13 @@
-"""Wall time and test accuracy of experiments/quickstart.flags; its wall time / the 20-minute
-budget (the aim: >= 94 % test accuracy in <= 20 minutes on 2 cores).
+"""experiments/quickstart.flags as shipped (searching within its 20-minute budget) and, side
+by side in the same script, the same budget with --search=none: test accuracy and wall
+time of each (the aim: >= 94 % test accuracy within 20 minutes on 2 cores, stretch 94.5 %,
+and the searched run not below the unsearched one).
 
-Runs `python -m tftransfer.run --flagfile=experiments/quickstart.flags` as a subprocess
-into a scratch --output_dir (the assets are built first, outside the timing) and reads
-the test accuracy from its metrics.json. --quick appends a tiny override (a few hundred
-images at 32 px, no search, 2 short epochs) for a smoke run.
+Runs `python -m tftransfer.run --flagfile=experiments/quickstart.flags [--search=none]` as
+subprocesses into scratch --output_dirs (the assets are built first, outside the timing),
+one after the other, and reads each test accuracy from its metrics.json. The ratio printed
+last is the searched run's wall time / its budget. --quick appends a tiny override (a few
+hundred images at 32 px, a 90 s budget) for a smoke run.
 
     python3 benchmarks/quickstart.py [--quick]
 """
@@ -20,21 +23,16 @@ import _common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET_SECONDS = 20 * 60
-QUICK_FLAGS = ["--train_split=train[:512]", "--test_split=test[:256]", "--image_size=32",
-               "--search=none", "--epochs=2", "--head_epochs=1"]
+QUICK_FLAGS = ["--train_split=train[:1024]", "--validation_split=train[-256:]",
+               "--test_split=test[:256]", "--image_size=32", "--time_budget=90s"]
+SIDES = {"searched": [], "unsearched": ["--search=none"]}
 
 
-def main() -> None:
-    args = _common.arguments(__doc__)
-    _common.print_machine()
-    from tftransfer import assets
-
-    assets.build_all()
+def _run(extra: list[str]) -> tuple[float, dict]:
     output_dir = _common.scratch_dir("quickstart")
     command = [sys.executable, "-m", "tftransfer.run",
-               "--flagfile=experiments/quickstart.flags", f"--output_dir={output_dir}",
-               *(QUICK_FLAGS if args.quick else [])]
-    print("command:", " ".join(command[1:]))
+               "--flagfile=experiments/quickstart.flags", f"--output_dir={output_dir}", *extra]
+    print("command:", " ".join(command[1:]), flush=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         ROOT, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
@@ -43,11 +41,31 @@ def main() -> None:
     if finished.returncode != 0:
         sys.exit(f"the run failed ({finished.returncode}):\n{finished.stderr[-3000:]}")
     with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
-        accuracy = json.load(f)["test"]["accuracy"]
-    print(f"wall time {seconds / 60:.1f} min; test accuracy {accuracy * 100:.1f} %")
-    _common.goal(accuracy >= 0.94 and seconds <= BUDGET_SECONDS,
-                 ">= 94 % test accuracy in <= 20 min")
-    _common.report("quickstart", seconds / BUDGET_SECONDS)
+        return seconds, json.load(f)
+
+
+def main() -> None:
+    args = _common.arguments(__doc__)
+    _common.print_machine()
+    from tftransfer import assets
+
+    assets.build_all()
+    budget = 90 if args.quick else BUDGET_SECONDS
+    results = {}
+    for side, extra in SIDES.items():
+        seconds, metrics = _run([*extra, *(QUICK_FLAGS if args.quick else [])])
+        accuracy = metrics["test"]["accuracy"]
+        plan = metrics.get("budget", {}).get("plan", {})
+        print(f"{side}: wall {seconds / 60:.1f} min ({seconds / budget:.2f} of the budget); "
+              f"test accuracy {accuracy * 100:.2f} %; {plan.get('trials', 0)} trials planned, "
+              f"{metrics.get('budget', {}).get('final_epochs')} final epochs", flush=True)
+        results[side] = (seconds, accuracy)
+    (seconds, accuracy), (_, unsearched) = results["searched"], results["unsearched"]
+    _common.goal(accuracy >= 0.94 and seconds <= budget,
+                 f">= 94 % test accuracy within {budget / 60:g} min")
+    _common.goal(accuracy >= 0.945, "(stretch) >= 94.5 % test accuracy")
+    _common.goal(accuracy >= unsearched, "searched >= unsearched on the same budget")
+    _common.report("quickstart", seconds / budget)
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def test_the_cli_reports_a_refused_write_in_one_line(tmp_path, tiny_hub_dir, mon
     monkeypatch.setattr(run_lib.flags_lib, "config_from_flags", lambda: cfg)
     monkeypatch.setattr(run_lib, "_log_to_file", lambda *args: None)
 
-    def fails(_):
+    def fails(*_):
         raise failure
     monkeypatch.setattr(run_lib, "run", fails)
     with pytest.raises(SystemExit) as exit_info:
@@ -282,7 +282,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, tiny_hub_dir, monkeypatch):
     monkeypatch.setattr(run_lib.flags_lib, "config_from_flags", lambda: cfg)
     monkeypatch.setattr(run_lib, "_log_to_file", lambda *args: None)
 
-    def fails(_):
+    def fails(*_):
         raise OSError(errno.ENOENT, "No such file or directory", "/tmp/missing")
     monkeypatch.setattr(run_lib, "run", fails)
     with pytest.raises(OSError):

@@ -156,9 +156,16 @@ def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, c
     outputs = run_lib.run(cfg)
     saved = json.load(open(tmp_path / "config.json"))
     chosen = saved["chosen_hyperparameters"]
-    trials = json.load(open(tmp_path / "search.json"))["trials"]
-    best = max((t for t in trials if t["score"] is not None), key=lambda t: t["score"])
-    assert chosen == best["hyperparameters"]
+    search = json.load(open(tmp_path / "search.json"))
+    best = max((t for t in search["trials"] if t["score"] is not None), key=lambda t: t["score"])
+    trained = next(t for t in search["trials"] if t["trial_id"] == search["chosen_trial"])
+    assert chosen == trained["hyperparameters"]
+    # Do no harm: the best trial, unless its margin over the starting point is noise.
+    decision = search["do_no_harm"]
+    if decision["kept"] == "best":
+        assert trained is best
+    else:
+        assert round(trained["score"], 4) == decision["start_scores"][0]
     assert saved["backbone"]["fine_tune_depth"] == chosen["fine_tune_depth"]
     # SGD trials search their own learning rate, which becomes --learning_rate.
     learning_rate = chosen["sgd_learning_rate" if chosen["optimizer"] == "sgd" else "learning_rate"]

@@ -66,11 +66,33 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"ensemble_top_k": 1, "search": "random"}, "ensemble_top_k"),
     ({"ensemble_top_k": 3}, "ensemble_top_k"),  # needs a search
     ({"ensemble_top_k": 4, "search": "random", "max_trials": 3}, "ensemble_top_k"),
+    ({"time_budget": "20 minutes"}, "time_budget"),
+    ({"time_budget": "0s"}, "time_budget"),
+    ({"time_budget": "-5m"}, "time_budget"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:
         validate(_valid(tmp_path, tiny_hub_dir, **changes))
     assert info.value.flag == flag and str(info.value).startswith(f"--{flag}: ")
+
+
+@pytest.mark.parametrize("changes, search", [
+    ({}, "none"),                                   # no budget: the flags' configuration
+    ({"time_budget": "20m"}, config_lib.BUDGET_SEARCH),
+    ({"time_budget": "90s", "search": "none"}, "none"),  # an explicit choice is kept
+    ({"time_budget": "1.5h", "search": "bayesian"}, "bayesian"),
+])
+def test_a_budget_turns_the_search_on_unless_told_otherwise(tmp_path, tiny_hub_dir, changes,
+                                                            search):
+    assert validate(_valid(tmp_path, tiny_hub_dir, **changes)).search.search == search
+
+
+def test_a_budget_is_refused_on_multi_worker_training(tmp_path, tiny_hub_dir, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ConfigError, match="^--time_budget: is not supported"):
+        validate(_valid(tmp_path, tiny_hub_dir, strategy="multi_worker", time_budget="5m"))
 
 
 def test_unwritable_output_dir_is_a_config_error(tmp_path, tiny_hub_dir):

@@ -32,13 +32,21 @@ def finished_run(tmp_path):
                                         "images_per_second": 66.0,
                                         "history": {"loss": [1.0], "val_loss": [1.1]}}]},
                "performance": {"device": "CPU: test", "parameters": {"total": 10},
-                               "training_images_per_second": {"head": 66.0}}}
+                               "training_images_per_second": {"head": 66.0}},
+               "budget": {"budget_seconds": 300.0, "spent_seconds": 281.4, "attempts": 2,
+                          "final_epochs": 4,
+                          "plan": {"trials": 9, "trial_epochs": 2, "search_fraction": 0.5,
+                                   "why": "4 epoch(s) of the starting point secured"},
+                          "stages": {"search": {"estimated": 120.0, "actual": 131.5}}}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     search = {"tuner": "random", "objective": "val_accuracy", "prior": "small",
               "trials": [{"trial_id": "01", "status": "COMPLETED", "score": 0.9, "seconds": 5,
                           "hyperparameters": {"dropout": 0.3, "tuner/trial_id": "x"}},
                          {"trial_id": "00", "status": "FAILED", "score": None, "seconds": 1,
-                          "hyperparameters": {"dropout": 0.1}}]}
+                          "hyperparameters": {"dropout": 0.1}}],
+              "chosen_trial": "01",
+              "do_no_harm": {"kept": "best", "start_scores": [0.85, 0.86], "best_score": 0.9,
+                             "margin": 0.045, "noise": 0.01}}
     (tmp_path / "search.json").write_text(json.dumps(search))
     return tmp_path, metrics
 
@@ -56,6 +64,10 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert "| bird | 70 | 20 |" in text                     # class counts per split
     assert "| 1 | 01 | COMPLETED | 0.9 | 5 | dropout=0.3 |" in text
     assert f"| test | {metrics['test']['accuracy']:.4g} |" in text
+    assert "Do no harm: trained trial 01, the best." in text
+    assert "margin +0.045 against noise 0.01." in text
+    assert "9 trials planned, 2 epochs each on 50% of the training split" in text
+    assert "| search | 120 | 131.5 |" in text and "| total | 300 | 281.4 |" in text
     assert "Device: CPU: test." in text
     assert "| training, phase head | throughput (images/s) | 66 |" in text
     assert text.count("](report_files/") == 3

@@ -9,7 +9,7 @@ from tftransfer.search.hyperrule import prior
 
 def test_default_space_follows_the_prior_and_flags():
     space = ss.default_space(prior(500, 3), augment=False, batch_size=32)
-    assert space["fine_tune_depth"] == ss.Choice((0, 1, 2))
+    assert space["fine_tune_depth"] == ss.Choice((0, 1, 2, -1))  # small data may still fine-tune all
     assert space["augment"] == ss.Fixed(False) and space["batch_size"] == ss.Fixed(32)
     assert set(space) == set(ss.SEARCHABLE) | {ss.SGD_LEARNING_RATE}
     adam, sgd = space["learning_rate"], space[ss.SGD_LEARNING_RATE]

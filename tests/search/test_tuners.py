@@ -84,7 +84,8 @@ def test_every_tuner_starts_at_the_spaces_starting_point(name, make_tuner):
                      "learning_rate": pytest.approx((3e-4 * 1e-2) ** 0.5),
                      "fine_tune_depth": 0,
                      "fine_tune_lr_factor": pytest.approx((0.03 * 0.5) ** 0.5),
-                     "augment": False, "batch_size": 64}  # SGD's learning rate is inactive
+                     "bn_inference": True, "augment": False,
+                     "batch_size": 64}  # SGD's learning rate is inactive
     later = [_searched(oracle.create_trial(f"tuner{i}").hyperparameters.values)
              for i in (1, 2)]
     assert first not in later and later[0] != later[1]
@@ -108,3 +109,32 @@ def test_a_range_starts_at_its_start_else_its_middle():
     assert start_of(Range(0.0, 0.5)) == 0.25
     assert start_of(Range(0.3, 0.3, log=True)) == 0.3
     assert start_of(Range(0.0, 0.5, start=0.1)) == 0.1
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_TUNER_ORACLES))
+def test_no_trial_starts_that_would_end_after_the_deadline(name, make_tuner):
+    import time
+
+    oracle = make_tuner(name).oracle
+    oracle.deadline, oracle.trial_seconds = time.time() + 3600, 60.0
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.RUNNING
+    oracle.deadline = time.time() + 30  # a 60 s trial would overrun it
+    assert oracle.create_trial("tuner1").status == kt.engine.trial.TrialStatus.STOPPED
+
+
+def test_a_budgeted_search_starts_at_the_flags():
+    flat = {"head_units": (256,), "dropout": 0.2, "optimizer": "sgd", "learning_rate": 0.05,
+            "fine_tune_depth": 2, "fine_tune_lr_factor": 0.1, "bn_inference": False,
+            "label_smoothing": 0.9}  # outside the space's range: the range keeps its start
+    space = search_space.build_space(hyperrule.prior(10_000, 16), False, 64,
+                                     {"head_units": search_space._parse_entry(
+                                         "head_units", ["512,256", "256"])})
+    started = search_space.start_at_flags(space, flat)
+    assert started["head_units"].values == ("256", "512,256")
+    assert started["optimizer"].values[0] == "sgd"
+    assert set(started["optimizer"].values) == set(space["optimizer"].values)
+    assert search_space.start_of(started[search_space.SGD_LEARNING_RATE]) == 0.05
+    assert search_space.start_of(started["dropout"]) == 0.2
+    assert started["fine_tune_depth"].values[0] == 2
+    assert started["bn_inference"].values[0] is False
+    assert started["label_smoothing"] == space["label_smoothing"]

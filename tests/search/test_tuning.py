@@ -51,8 +51,8 @@ def random_search(tmp_path_factory, tiny_hub_dir, color_folder):
 def test_space_holds_the_depths_the_backbone_has(random_search):
     cfg, result = random_search
     saved = json.load(open(os.path.join(cfg.output_dir, "search.json")))
-    assert "fine_tune_depth=Choice(values=(0, 1, 2))" in saved["space"]  # 3 blocks, 72 images
-    assert result.best_values["fine_tune_depth"] in (0, 1, 2)
+    assert "fine_tune_depth=Choice(values=(0, 1, 2, -1))" in saved["space"]  # 3 blocks, 72 images
+    assert result.best_values["fine_tune_depth"] in (0, 1, 2, -1)
 
 
 def test_depths_the_backbone_lacks_are_refused(tmp_path, tiny_hub_dir, color_folder):
@@ -249,8 +249,11 @@ def test_memory_is_released_between_twenty_trials(tmp_path, tiny_hub_dir, color_
 
 def test_a_trial_whose_loss_overflows_fails_and_the_search_goes_on(tmp_path, tiny_hub_dir,
                                                                    color_folder):
+    only_l2_varies = {"head_units": "64", "dropout": [0.0], "label_smoothing": [0.0],
+                      "optimizer": "adam", "learning_rate": [1e-3], "fine_tune_depth": [0],
+                      "fine_tune_lr_factor": [0.1], "bn_inference": [True], "l2": [0.0, 1e38]}
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,
-                         max_failed_trials=4, space={"fine_tune_depth": [0], "l2": [0.0, 1e38]})
+                         max_failed_trials=4, space=only_l2_varies)
     result = _search(cfg)  # TerminateOnNaN stops the overflowing trials; no mock
     by_l2 = {}
     for trial in result.trials:

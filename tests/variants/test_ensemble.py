@@ -39,8 +39,9 @@ def searched(tmp_path_factory, tiny_hub_dir, color_folder):
     space.write_text(json.dumps({
         "fine_tune_depth": [0, 1], "augment": [False], "optimizer": ["adam"],
         "head_units": [""], "dropout": 0.0, "label_smoothing": [0.0],
-        "learning_rate": {"min": 0.05, "max": 0.15}, "fine_tune_lr_factor": 1.0}))
-    cfg = make_config(root / "run", dataset=color_folder, hub_handle=tiny_hub_dir, seed=1,
+        "learning_rate": {"min": 0.05, "max": 0.15}, "fine_tune_lr_factor": 1.0,
+        "bn_inference": True}))
+    cfg = make_config(root / "run", dataset=color_folder, hub_handle=tiny_hub_dir, seed=2,
                       search="random", max_trials=3, search_epochs=4, search_space=str(space),
                       ensemble_top_k=3, early_stopping_patience=0)
     strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)

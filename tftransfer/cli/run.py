@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging as std_logging
 import os
+import time
 
 from absl import logging
 
@@ -69,7 +70,7 @@ def _start(cfg):
     return strategy
 
 
-def _search(cfg, data, strategy):
+def _search(cfg, data, strategy, search_budget=None):
     """Searches; returns (cfg with the best values, the data its training reads, the
     SearchResult), or None on a tuner worker, which only runs trials: the search's chief
     trains and exports the best."""
@@ -78,7 +79,7 @@ def _search(cfg, data, strategy):
     from tftransfer.data import pipeline as data_lib
     from tftransfer.search import tuning as search
 
-    found = search.run_search(cfg, data, strategy)
+    found = search.run_search(cfg, data, strategy, search_budget)
     if cluster.is_tuner_worker():
         return None
     final_cfg = search.apply_values(cfg, found.best_values)
@@ -90,10 +91,24 @@ def _search(cfg, data, strategy):
     return final_cfg, final_data, found
 
 
-def _load_and_search(cfg, strategy):
-    """The data, and the search when one is asked for: returns (the config the final
-    training follows, the data it reads, the SearchResult or None), or None on a tuner
-    worker."""
+NO_SEARCH_HINT = ("No search: the run trains its flags' configuration. Add "
+                  "--time_budget=20m (or any budget) to search within it, or --search=random.")
+
+
+def _plan(cfg, data, strategy, ledger):
+    """A budgeted run's plan (search.planning.BudgetedRun), or None without a budget and
+    on a tuner worker, whose trials the chief's oracle hands out within the budget."""
+    if ledger is None or cluster.is_tuner_worker():
+        return None
+    from tftransfer.search import planning
+
+    return planning.plan(cfg, data, strategy, ledger)
+
+
+def _load_and_search(cfg, strategy, ledger=None):
+    """The data, the budget's plan, and the search when one is asked for (and the budget
+    holds it): returns (the config the final training follows, the data it reads, the
+    SearchResult or None, the plan or None), or None on a tuner worker."""
     from tftransfer.data import pipeline as data_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed,
@@ -101,18 +116,28 @@ def _load_and_search(cfg, strategy):
                               strategy.num_replicas_in_sync)
     atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
                       "".join(f"{name}\n" for name in data.class_names))
+    budgeted = _plan(cfg, data, strategy, ledger)
+    if budgeted is not None and not budgeted.searching:
+        return cfg, data, None, budgeted
     if cfg.search.search == "none":
-        return cfg, data, None
-    return _search(cfg, data, strategy)
+        logging.info(NO_SEARCH_HINT)
+        return cfg, data, None, None
+    searched = _search(cfg if budgeted is None else budgeted.search_cfg, data, strategy,
+                       None if budgeted is None else budgeted.search_budget)
+    if searched is None:
+        return None
+    if ledger is not None:
+        ledger.end_stage("search")
+    return (*searched, budgeted)
 
 
-def _train(cfg, data, strategy):
+def _train(cfg, data, strategy, deadline=None):
     from tftransfer.model import classifier as model_lib
     from tftransfer.train import training as train_lib
 
     with strategy.scope():
         classifier = model_lib.build_model(cfg, data.num_classes)
-        trained = train_lib.train(classifier, classifier.backbone, data, cfg)
+        trained = train_lib.train(classifier, classifier.backbone, data, cfg, deadline)
     return classifier, trained
 
 
@@ -170,33 +195,75 @@ def _variants(cfg, classifier, data, metrics: dict, found, strategy) -> dict:
     return {**blocks, "comparison": comparison.rows({**metrics, **blocks})}
 
 
-def run(cfg) -> RunOutputs | None:
+def _ledger(cfg, started: float | None):
+    """The account of a budgeted run's time (outputs/ledger.py), or None without a budget."""
+    if not cfg.search.time_budget or cluster.is_tuner_worker():
+        return None  # a tuner worker's trials end when the chief's oracle refuses more
+    from tftransfer.config import budget as budget_lib
+    from tftransfer.outputs.ledger import Ledger
+
+    ledger = Ledger(cfg.output_dir, budget_lib.parse_duration(cfg.search.time_budget), started)
+    ledger.keep_recording()  # a killed attempt is charged up to its last few seconds
+    return ledger
+
+
+def _sized_to_budget(budgeted, cfg):
+    """(the final config with its epochs sized to the time left, the training deadline)."""
+    if budgeted is None:
+        return cfg, None
+    from tftransfer.search import planning
+
+    return planning.final_config(budgeted, cfg), planning.training_deadline(budgeted)
+
+
+def _budget_block(budgeted, final_cfg) -> dict:
+    if budgeted is None:
+        return {}
+    from tftransfer.search import planning
+
+    return {"budget": planning.block(budgeted, final_cfg)}
+
+
+def run(cfg, started: float | None = None) -> RunOutputs | None:
     """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
+    `started`: when the process started (time.time()), charged to a --time_budget.
     Returns None on a distributed search's tuner worker."""
     strategy = _start(cfg)
-    prepared = _load_and_search(cfg, strategy)
+    ledger = _ledger(cfg, started)
+    prepared = _load_and_search(cfg, strategy, ledger)
     if prepared is None:
         return None
-    final_cfg, data, found = prepared
+    final_cfg, data, found, budgeted = prepared
+    final_cfg, deadline = _sized_to_budget(budgeted, final_cfg)
     atomic.write_config(os.path.join(final_cfg.output_dir, run_folder.CONFIG_JSON), final_cfg,
                         chosen_hyperparameters=None if found is None else found.best_values)
-    classifier, trained = _train(final_cfg, data, strategy)
+    classifier, trained = _train(final_cfg, data, strategy, deadline)
+    if ledger is not None:
+        ledger.end_stage("final training")
     metrics, predictions = _evaluate(classifier, data, trained)
     # Rewritten as each stage adds its blocks: a later crash leaves the earlier ones on disk.
     _write_metrics(final_cfg.output_dir, metrics)
     export_dir, performance = _export(final_cfg, classifier, data, trained)
-    metrics = {**metrics, "performance": performance}
+    if ledger is not None:
+        ledger.end_stage("evaluation and export")
+    metrics = {**metrics, "performance": performance, **_budget_block(budgeted, final_cfg)}
     _write_metrics(final_cfg.output_dir, metrics)
     _compress(final_cfg, classifier, data, export_dir)
     metrics = {**metrics, **_variants(final_cfg, classifier, data, metrics, found, strategy)}
     _write_metrics(final_cfg.output_dir, metrics)
     _publish(final_cfg, metrics, predictions, data)
+    if ledger is not None:
+        ledger.end_stage("compression, variants and report")
+        ledger.finish()
+        logging.info("Time budget: %.0f s of %.0f s spent; by stage %s", ledger.spent(),
+                     ledger.budget, {k: round(v, 1) for k, v in ledger.stages.items()})
     logging.info("Test accuracy %s; performance %s",
                  metrics.get("test", {}).get("accuracy"), metrics["performance"])
     return RunOutputs(metrics, classifier, data, export_dir)
 
 
 def main(argv) -> None:
+    started = time.time()  # before TensorFlow starts: its start-up counts against a budget
     if len(argv) > 1:
         common.fail(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     with common.user_errors():
@@ -204,7 +271,7 @@ def main(argv) -> None:
         cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
         with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
             _log_to_file(cfg.output_dir, cluster.log_file_name())
-            run(cfg)
+            run(cfg, started)
 
 
 def entry_point() -> None:

@@ -19,7 +19,8 @@ DEFAULT_BLOCK_PATTERN = (
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker", "tpu")
 CACHE_MODES = ("auto", "memory", "disk", "none")
-SEARCHES = ("none", "hyperband", "bayesian", "random")
+SEARCHES = ("auto", "none", "hyperband", "bayesian", "random")
+BUDGET_SEARCH = "random"   # what --search=auto runs within a --time_budget (BUILD.md: why)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
@@ -108,7 +109,11 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    search: str = field("none", "KerasTuner search before the final training.",
+    time_budget: str = field("", "Wall-clock budget of the whole run, e.g. 90s, 20m, 1.5h: "
+                                 "the run measures its step times and plans search and "
+                                 "training to end inside it. Empty: --epochs and --max_trials.")
+    search: str = field("auto", "KerasTuner search before the final training; auto: a "
+                                "random search when --time_budget is set, else none.",
                         choices=SEARCHES)
     max_trials: int = field(10, "Trials for bayesian/random search.")
     search_epochs: int = field(3, "Epochs per trial (Hyperband: its max_epochs).")

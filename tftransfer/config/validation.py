@@ -7,9 +7,10 @@ import os
 import re
 import tempfile
 
-from tftransfer.config import cluster
+from tftransfer.config import budget as budget_lib, cluster
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
+    BUDGET_SEARCH,
     AUGMENTATIONS,
     MAX_WARMUP_REQUESTS,
     TFLITE_MODES,
@@ -101,6 +102,18 @@ def _check_search(cfg: RunConfig) -> None:
     _require(0 < s.search_fraction <= 1, "search_fraction", "must be in (0, 1]")
     _require(s.executions_per_trial >= 1, "executions_per_trial", "must be >= 1")
     _require(s.max_failed_trials >= 1, "max_failed_trials", "must be >= 1")
+    if s.time_budget:
+        try:
+            budget_lib.parse_duration(s.time_budget)
+        except ValueError as e:
+            raise ConfigError("time_budget", str(e)) from None
+
+
+def _resolve_search(search):
+    """--search=auto: the budget's search with a --time_budget, else none."""
+    if search.search != "auto":
+        return search
+    return dataclasses.replace(search, search=BUDGET_SEARCH if search.time_budget else "none")
 
 
 def _check_cluster(cfg: RunConfig) -> None:
@@ -108,6 +121,9 @@ def _check_cluster(cfg: RunConfig) -> None:
     from the flags or KerasTuner's environment."""
     if cfg.strategy == "multi_worker":
         cluster.check_multi_worker()
+        # Each worker would measure and plan its own epochs, and the workers must agree.
+        _require(not cfg.search.time_budget, "time_budget",
+                 "is not supported with --strategy=multi_worker; set --epochs instead")
     s, env = cfg.search, os.environ
     if s.oracle_address:
         cluster.parse_address(s.oracle_address)
@@ -172,7 +188,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     backbone = cfg.backbone
     if _is_local_handle(backbone.hub_handle):
         backbone = dataclasses.replace(backbone, hub_handle=_expand(backbone.hub_handle))
-    search = dataclasses.replace(cfg.search, search_space=_expand(cfg.search.search_space))
+    search = _resolve_search(dataclasses.replace(
+        cfg.search, search_space=_expand(cfg.search.search_space)))
     cfg = dataclasses.replace(cfg, output_dir=_expand(cfg.output_dir), data=data,
                               backbone=backbone, search=search)
     _check_data(cfg)

@@ -13,6 +13,7 @@ CONFIG_JSON = "config.json"            # the run's configuration and chosen hype
 METRICS_JSON = "metrics.json"
 LABELS_TXT = "labels.txt"              # one class name per line
 SEARCH_JSON = "search.json"
+BUDGET_JSON = "budget.json"            # time spent against --time_budget, across resumes
 COMPRESSION_JSON = "compression.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

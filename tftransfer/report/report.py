@@ -80,7 +80,35 @@ def _search_blocks(search: Mapping) -> list:
     return [Heading("Search ranking"),
             Paragraph(f"{search['tuner']} search, objective {search['objective']}, "
                       f"{len(rows)} trials, prior regime {search.get('prior')}."),
-            Table(["rank", "trial", "status", "score", "seconds", "hyperparameters"], rows)]
+            Table(["rank", "trial", "status", "score", "seconds", "hyperparameters"], rows),
+            *_decision_blocks(search)]
+
+
+def _decision_blocks(search: Mapping) -> list:
+    decision = search.get("do_no_harm")
+    if not decision:
+        return []
+    kept = ("the starting point" if decision["kept"] == "start"
+            else f"trial {search.get('chosen_trial')}, the best")
+    return [Paragraph(f"Do no harm: trained {kept}. The best trial scored "
+                      f"{decision['best_score']}, the starting point "
+                      f"{' and '.join(map(str, decision['start_scores']))}; margin "
+                      f"{decision['margin']:+} against noise {decision['noise']}.")]
+
+
+def _budget_blocks(budget: Mapping) -> list:
+    plan = budget["plan"]
+    rows = [(stage, seconds["estimated"], seconds["actual"])
+            for stage, seconds in budget["stages"].items()]
+    rows.append(("total", budget["budget_seconds"], budget["spent_seconds"]))
+    searched = (f"{plan['trials']} trials planned, {plan['trial_epochs']} epochs each on "
+                f"{plan['search_fraction']:.0%} of the training split" if plan["trials"]
+                else f"no search: {plan['why']}")
+    return [Heading("Time budget"),
+            Paragraph(f"Budget {budget['budget_seconds']:.0f} s over {budget['attempts']} "
+                      f"attempt(s); {searched}; final training {budget['final_epochs']} "
+                      f"epochs."),
+            Table(["stage", "estimated (s)", "actual (s)"], rows)]
 
 
 def _metric_blocks(metrics: Mapping) -> list:
@@ -143,6 +171,8 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     search = _read_json(output_dir, run_folder.SEARCH_JSON)
     if search:
         blocks += _search_blocks(search)
+    if "budget" in metrics:
+        blocks += _budget_blocks(metrics["budget"])
     phases = metrics.get("training", {}).get("phases", [])
     blocks += [Heading("Training"),
                Table(["phase", "epochs", "seconds", "images/s"],

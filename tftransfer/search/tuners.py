@@ -14,6 +14,7 @@ import time
 
 import keras_tuner as kt
 import tensorflow as tf
+from absl import logging
 
 from tftransfer import private_api
 from tftransfer.config import cluster
@@ -41,7 +42,24 @@ class _AtomicStateFiles:
         atomic.write_json(path, state)
 
 
-class _TransferOracle(_StartsAtDefaults, _AtomicStateFiles, private_api.OracleStateFiles):
+class _Deadline:
+    """Oracle mixin: with a `deadline` (time.time()), no trial starts that would end after
+    it, by the plan's estimate of a trial's seconds. On a distributed search the chief's
+    oracle decides, and each tuner worker stops when it is refused a trial."""
+
+    deadline: float | None = None
+    trial_seconds: float = 0.0
+
+    def populate_space(self, trial_id):
+        if self.deadline is not None and time.time() + self.trial_seconds > self.deadline:
+            logging.info("The search's share of the time budget is spent: no trial %s",
+                         trial_id)
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+
+class _TransferOracle(_Deadline, _StartsAtDefaults, _AtomicStateFiles,
+                      private_api.OracleStateFiles):
     """What each of our oracles adds to KerasTuner's."""
 
 
@@ -121,18 +139,23 @@ class TransferHyperbandTuner(TransferTuner):
         return super().run_trial(trial, *fit_args, **fit_kwargs)
 
 
-def make_oracle(cfg, objective: str) -> kt.Oracle:
-    """The oracle of `cfg.search.search`, maximizing `objective`."""
+def make_oracle(cfg, objective: str, deadline: float | None = None,
+                trial_seconds: float = 0.0) -> kt.Oracle:
+    """The oracle of `cfg.search.search`, maximizing `objective`; with a `deadline`, it
+    hands out no trial estimated to end after it."""
     if cfg.search.search == "hyperband":
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
         budget = {"max_trials": cfg.search.max_trials}
-    return ORACLES[cfg.search.search](
+    oracle = ORACLES[cfg.search.search](
         objective=kt.Objective(objective, "max"), seed=cfg.seed,
         max_consecutive_failed_trials=cfg.search.max_failed_trials, **budget)
+    oracle.deadline, oracle.trial_seconds = deadline, trial_seconds
+    return oracle
 
 
-def make_tuner(cfg, hypermodel, strategy, objective: str) -> TransferTuner:
+def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None = None,
+               trial_seconds: float = 0.0) -> TransferTuner:
     """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
     KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
     the same oracle class."""
@@ -141,7 +164,7 @@ def make_tuner(cfg, hypermodel, strategy, objective: str) -> TransferTuner:
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     return tuner_class(
-        make_oracle(cfg, objective), hypermodel, directory=cfg.output_dir,
+        make_oracle(cfg, objective, deadline, trial_seconds), hypermodel, directory=cfg.output_dir,
         project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,
         distribution_strategy=strategy if distributed else None)

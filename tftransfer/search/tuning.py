@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 import keras
 import keras_tuner as kt
@@ -24,7 +25,13 @@ from tftransfer.model import (
     compile as compile_lib,
 )
 from tftransfer.outputs import files as atomic, run_folder
-from tftransfer.search import feature_cache as features_lib, space as search_space, tuners
+from tftransfer.search import (
+    feature_cache as features_lib,
+    hyperrule,
+    selection,
+    space as search_space,
+    tuners,
+)
 from tftransfer.train import adversarial as adversarial_lib, training as train_lib
 
 OBJECTIVE = "val_accuracy"
@@ -148,12 +155,21 @@ class TransferHyperModel(kt.HyperModel):
 
 @dataclasses.dataclass
 class SearchResult:
-    best_values: dict
+    best_values: dict       # what the final training follows: the best trial's or the start's
     best_score: float
     trials: list[dict]
+    decision: selection.Decision | None = None
 
 
-def _may_use_cache(space: dict) -> bool:
+@dataclasses.dataclass(frozen=True)
+class SearchBudget:
+    """A budgeted search's limits, from the run's plan (config/budget.py)."""
+    deadline: float         # time.time() by which the search, second seed included, ends
+    trial_seconds: float    # the plan's estimate of one trial
+    depths: tuple[int, ...] | None = None   # the fine-tune depths it affords; None: all
+
+
+def may_use_cache(space: dict) -> bool:
     def allows(name, value):
         spec = space[name]
         if isinstance(spec, search_space.Choice):
@@ -177,7 +193,7 @@ def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchDat
         raise UserError("a search needs a validation split (--validation_split or "
                         "--validation_fraction > 0)")
     cached = None
-    if _may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
+    if may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
         cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
         common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
                       data=data.fingerprint, seed=cfg.seed)
@@ -206,20 +222,87 @@ def _trial_records(tuner) -> list[dict]:
                                           r["trial_id"]))
 
 
-def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
-    """Searches, writes <output_dir>/search.json, and returns the best values.
-
-    In a distributed search (cluster.py) the chief serves the oracle until every tuner
-    worker is done, then reports; a tuner worker runs trials and returns None."""
-    from tftransfer.search import hyperrule
-
-    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    prior = hyperrule.prior(int(data.sizes["train"] * cfg.search.search_fraction),
-                            backbone.num_blocks)
+def make_space(cfg, train_examples: int, num_blocks: int) -> tuple[hyperrule.Prior, dict]:
+    """The prior for this data size and backbone, and the space: the default one with the
+    --search_space overrides; a budgeted run starts it at its own flags."""
+    prior = hyperrule.prior(train_examples, num_blocks)
     overrides = (search_space.load_overrides(cfg.search.search_space)
                  if cfg.search.search_space else {})
     space = search_space.build_space(prior, cfg.data.augment, cfg.data.batch_size, overrides)
-    _check_depths(space, backbone.num_blocks)
+    _check_depths(space, num_blocks)
+    if cfg.search.time_budget:
+        space = search_space.start_at_flags(space, config_lib.to_flat(cfg))
+    return prior, space
+
+
+def _within_depths(space: dict, depths: tuple[int, ...]) -> dict:
+    spec = space["fine_tune_depth"]
+    if not isinstance(spec, search_space.Choice):
+        return space
+    kept = tuple(d for d in spec.values if d in depths)
+    return {**space, "fine_tune_depth": search_space.Choice(kept or spec.values[:1])}
+
+
+def prior_examples(cfg, data: data_lib.DataBundle) -> int:
+    """The data size the prior reads: a budgeted run's subset is a trial's fidelity, not
+    the dataset's size, so it reads the whole training split."""
+    if cfg.search.time_budget:
+        return data.sizes["train"]
+    return int(data.sizes["train"] * cfg.search.search_fraction)
+
+
+def _is_start(trial: dict, start: dict) -> bool:
+    values = {k: v for k, v in trial["hyperparameters"].items() if not k.startswith("tuner/")}
+    return all(start.get(k) == v for k, v in values.items())
+
+
+def _start_trial(trials: list[dict], start: dict) -> dict | None:
+    """The completed trial of the starting point (Hyperband's longest run of it)."""
+    runs = [t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED
+            and _is_start(t, start)]
+    return max(runs, key=lambda t: t["hyperparameters"].get("tuner/epochs", 0), default=None)
+
+
+def _score_again(tuner, strategy, trial: dict) -> float:
+    """The trial's configuration trained once more, with a seed no execution of it used."""
+    hypermodel = tuner.hypermodel
+    hp = tuner.oracle.get_space()
+    hp.values = dict(trial["hyperparameters"])
+    hypermodel.begin_trial()
+    hypermodel.executions = hypermodel.cfg.search.executions_per_trial
+    with strategy.scope():
+        model = hypermodel.build(hp)
+    epochs = trial["hyperparameters"].get("tuner/epochs", hypermodel.cfg.search.search_epochs)
+    return hypermodel.fit(hp, model, epochs=epochs)[OBJECTIVE]
+
+
+def _do_no_harm(tuner, strategy, trials: list[dict], best: dict, validation_examples: int,
+                budget: SearchBudget | None) -> selection.Decision | None:
+    """Keeps the starting point unless the best trial beats it by more than the noise
+    (selection.py); None when the starting point did not complete."""
+    start = _start_trial(trials, tuner.oracle.starting_values())
+    if start is None:
+        logging.warning("The starting point has no completed trial: the best trial is taken")
+        return None
+    scores = (start["score"],)
+    if (selection.needs_second_seed(best["score"], start["score"], validation_examples)
+            and (budget is None or time.time() + budget.trial_seconds <= budget.deadline)):
+        scores += (_score_again(tuner, strategy, start),)
+    decision = selection.decide(best["score"], scores, validation_examples)
+    logging.info("%s", decision.describe())
+    return decision
+
+
+def run_search(cfg, data: data_lib.DataBundle, strategy,
+               budget: SearchBudget | None = None) -> SearchResult | None:
+    """Searches, writes <output_dir>/search.json, and returns the values to train.
+
+    In a distributed search (cluster.py) the chief serves the oracle until every tuner
+    worker is done, then reports; a tuner worker runs trials and returns None."""
+    backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+    prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks)
+    if budget is not None and budget.depths is not None:
+        space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
     search_data = _prepare(cfg, data, space, backbone)
@@ -227,7 +310,10 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
     hypermodel = TransferHyperModel(cfg, space, search_data, width, module)
-    tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE)
+    # The oracle keeps one trial's time back for a second seed of the starting point.
+    deadline = None if budget is None else budget.deadline - budget.trial_seconds
+    tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
+                              0.0 if budget is None else budget.trial_seconds)
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
@@ -240,13 +326,22 @@ def run_search(cfg, data: data_lib.DataBundle, strategy) -> SearchResult | None:
         logging.info("Tuner %s: no trials left; the chief reports the search", tuner.tuner_id)
         return None
     trials = _trial_records(tuner)
-    atomic.write_json(os.path.join(cfg.output_dir, run_folder.SEARCH_JSON),
-                      {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
-                       "space": search_space.describe(space), "trials": trials}, indent=2)
     best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
                 None)
     if best is None:
         raise UserError("search finished without a completed trial; see search.json")
-    logging.info("Best trial %s: %s = %.4f, %s", best["trial_id"], OBJECTIVE, best["score"],
-                 best["hyperparameters"])
-    return SearchResult(dict(best["hyperparameters"]), best["score"], trials)
+    decision = _do_no_harm(tuner, strategy, trials, best, data.sizes.get("validation", 0),
+                           budget)
+    chosen = best
+    if decision is not None and decision.keep_start:
+        chosen = _start_trial(trials, tuner.oracle.starting_values())
+    atomic.write_json(os.path.join(cfg.output_dir, run_folder.SEARCH_JSON),
+                      {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
+                       "space": search_space.describe(space), "trials": trials,
+                       "chosen_trial": chosen["trial_id"],
+                       "do_no_harm": None if decision is None else decision.to_dict()},
+                      indent=2)
+    logging.info("Best trial %s: %s = %.4f, %s; training trial %s's values",
+                 best["trial_id"], OBJECTIVE, best["score"], best["hyperparameters"],
+                 chosen["trial_id"])
+    return SearchResult(dict(chosen["hyperparameters"]), chosen["score"], trials, decision)

@@ -209,14 +209,37 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         atomic.write_json(self.state_path, {"epoch": epoch, "wait": self.wait, "best": best})
 
 
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends a fit when its next epoch, as long as its slowest so far, would end after
+    `deadline` (time.time()): a budgeted run's guard for when its estimates were short."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline, self.slowest, self.epoch_start = deadline, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        self.slowest = max(self.slowest, now - self.epoch_start)
+        if now + self.slowest > self.deadline:
+            logging.warning("Stopping after epoch %d: another would overrun the time budget",
+                            epoch + 1)
+            self.model.stop_training = True
+
+
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
-          cfg: RunConfig) -> TrainResult:
-    """The final training: phases, TensorBoard, early stopping, best weights restored."""
+          cfg: RunConfig, deadline: float | None = None) -> TrainResult:
+    """The final training: phases, TensorBoard, early stopping, best weights restored;
+    with a `deadline` (time.time()), no epoch starts that would end after it."""
     best_path = os.path.join(cfg.output_dir, run_folder.BEST_WEIGHTS)
     os.makedirs(os.path.dirname(best_path), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN(),
                  keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                              profile_batch=_profiled_steps(cfg))]
+    if deadline is not None:
+        callbacks.append(StopAtDeadline(deadline))
     backup_dir = os.path.join(cfg.output_dir, run_folder.BACKUP)
     resumed_best = _open_backup(backup_dir, cfg)
     best_checkpoint = None

@@ -1,0 +1,113 @@
+"""The time budget's parsing and the plan's arithmetic, from given step times."""
+import pytest
+
+from tftransfer.config import budget as budget_lib
+from tftransfer.config.budget import StepTimes, Workload
+
+TIMES = StepTimes(forward=0.05, head=0.001, train={0: 0.1, 4: 0.2, 8: 0.3, -1: 0.5}, setup=5.0)
+WORK = Workload(train=6400, validation=640, test=640, batch_size=64)   # 100 train batches
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400),
+                                           ("45", 45), (" 2M ", 120), (".5h", 1800)])
+def test_durations_parse(text, seconds):
+    assert budget_lib.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "20 minutes", "-5m", "0s", "1.5.2h", "5d"])
+def test_malformed_durations_are_refused(text):
+    with pytest.raises(ValueError):
+        budget_lib.parse_duration(text)
+
+
+def test_epoch_costs_follow_the_step_times():
+    # 100 train batches at the depth's step, 10 validation batches of inference.
+    assert budget_lib.epoch_seconds(TIMES, WORK, 4) == pytest.approx(100 * 0.2 + 10 * 0.05)
+    assert budget_lib.epoch_seconds(TIMES, WORK, 0, fraction=0.5, cached=True) == \
+        pytest.approx(50 * 0.001 + 10 * 0.001)
+    assert budget_lib.evaluation_seconds(TIMES, WORK) == pytest.approx(20 * 0.05)
+
+
+def test_a_roomy_budget_secures_the_starting_point_and_searches_with_the_rest():
+    plan = budget_lib.plan_run(1200, 60, TIMES, WORK, start_depth=4, start_epochs=5,
+                               depths=(0, 4, 8, -1), cache_frozen=True)
+    start_training = 5 + 5 * budget_lib.epoch_seconds(TIMES, WORK, 4)
+    assert plan.final == pytest.approx(start_training) and plan.start_epochs == 5
+    assert plan.reserve == pytest.approx(budget_lib.EXPORT_SECONDS + 1.0)
+    assert plan.search == pytest.approx((1200 - 60) * 0.95 - plan.reserve - plan.final)
+    assert plan.search_fraction == 1.0 and plan.trials >= budget_lib.TARGET_TRIALS
+    assert plan.trials * plan.trial_seconds <= plan.search
+    assert plan.spent + plan.reserve + plan.final + plan.search <= 1200
+
+
+def test_a_tighter_budget_searches_on_a_subset_first():
+    plan = budget_lib.plan_run(400, 30, TIMES, WORK, start_depth=0, start_epochs=5,
+                               depths=(0, 4, 8, -1), cache_frozen=False)
+    assert plan.search_fraction < 1.0
+    assert WORK.train * plan.search_fraction >= budget_lib.MIN_TRIAL_EXAMPLES
+    assert plan.trials >= budget_lib.MIN_TRIALS
+
+
+def test_a_budget_too_small_for_trials_trains_the_start_without_searching():
+    plan = budget_lib.plan_run(200, 30, TIMES, WORK, start_depth=8, start_epochs=5,
+                               depths=(0, 4, 8, -1), cache_frozen=False)
+    assert plan.trials == 0 and plan.search == 0 and "fewer than" in plan.why
+    assert 1 <= plan.start_epochs <= 5
+
+
+def test_a_budget_below_one_epoch_names_the_smallest_that_fits():
+    with pytest.raises(budget_lib.BudgetTooSmall, match=r"smallest budget that fits is about "
+                                                        r"(\d+)s") as raised:
+        budget_lib.plan_run(40, 30, TIMES, WORK, start_depth=0, start_epochs=5, depths=None,
+                            cache_frozen=False)
+    needed = float(raised.value.args[0].rsplit("about ", 1)[1].rstrip("s"))
+    # That budget does hold one epoch.
+    budget_lib.plan_run(needed, 30, TIMES, WORK, start_depth=0, start_epochs=5, depths=None,
+                        cache_frozen=False)
+
+
+def test_final_epochs_fill_the_time_left_within_twice_the_configured_epochs():
+    epoch = budget_lib.epoch_seconds(TIMES, WORK, -1)
+    assert budget_lib.final_epochs(5 + 3.5 * epoch, TIMES, WORK, -1, 5) == 3
+    assert budget_lib.final_epochs(1e6, TIMES, WORK, -1, 5) == 10
+    assert budget_lib.final_epochs(1.0, TIMES, WORK, -1, 5) == 1
+
+
+def test_step_times_and_plans_survive_a_round_trip_through_json():
+    import json
+    saved = json.loads(json.dumps(budget_lib.times_to_dict(TIMES)))
+    assert budget_lib.times_from_dict(saved) == TIMES
+    plan = budget_lib.plan_run(1200, 60, TIMES, WORK, 4, 5, (0, 4), True)
+    again = budget_lib.plan_from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again.trials == plan.trials and again.search == pytest.approx(plan.search, abs=0.1)
+
+
+def test_an_epoch_on_images_is_charged_its_input_pipeline_too():
+    times = StepTimes(**{**TIMES.__dict__, "input": 0.02})
+    assert budget_lib.epoch_seconds(times, WORK, 4) == pytest.approx(100 * 0.22 + 10 * 0.05)
+    assert budget_lib.epoch_seconds(times, WORK, 0, cached=True) == \
+        budget_lib.epoch_seconds(TIMES, WORK, 0, cached=True)   # features need no pipeline
+
+
+def test_depths_not_measured_are_interpolated_between_their_neighbours():
+    filled = budget_lib.interpolate_depths({0: 0.1, 13: 0.4, -1: 0.6}, (0, 2, 13, 15, -1), 16)
+    assert filled[2] == pytest.approx(0.1 + 2 / 13 * 0.3)
+    assert filled[15] == pytest.approx(0.4 + 2 / 3 * 0.2)
+    assert (filled[0], filled[13], filled[-1]) == (0.1, 0.4, 0.6)
+    assert budget_lib.interpolate_depths({0: 0.1, 4: 0.2}, (8,), 16)[8] == 0.2  # beyond: nearest
+
+
+def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
+    dear = StepTimes(forward=0.05, head=0.001, train={0: 0.1, 4: 0.2, 8: 2.0, -1: 4.0},
+                     setup=5.0)
+    plan = budget_lib.plan_run(280, 30, dear, WORK, start_depth=4, start_epochs=3,
+                               depths=(0, 4, 8, -1), cache_frozen=True)
+    assert plan.trials >= budget_lib.MIN_TRIALS and plan.depths == (0, 4, 8)
+    assert "without the depths [-1]" in plan.why
+    assert budget_lib.plan_from_dict(plan.to_dict()).depths == (0, 4, 8)
+
+
+@pytest.mark.parametrize("seconds, text", [(90, "90s"), (150, "150s"), (1200, "20m"),
+                                           (1234, "21m"), (5400, "1.5h")])
+def test_durations_print_as_a_user_would_type_them(seconds, text):
+    assert budget_lib.format_duration(seconds) == text

@@ -1,0 +1,134 @@
+"""A budgeted run's plan in practice: measure, plan, configure the search, size the final
+training, and account for each stage (config/budget.py holds the arithmetic).
+
+The first attempt's step times and plan are kept in the ledger (budget.json), so a run
+resumed after a kill follows the same plan, with the time already spent charged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from absl import logging
+
+from tftransfer.config import budget as budget_lib, cluster
+from tftransfer.data import pipeline as data_lib
+from tftransfer.model import classifier as model_lib
+from tftransfer.outputs.ledger import Ledger
+from tftransfer.search import space as search_space, step_times, tuning
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetedRun:
+    ledger: Ledger
+    plan: budget_lib.Plan
+    times: budget_lib.StepTimes
+    work: budget_lib.Workload
+    searching: bool
+    search_cfg: object            # the config the search runs with
+    search_budget: tuning.SearchBudget | None
+
+
+def _workload(cfg, data: data_lib.DataBundle) -> budget_lib.Workload:
+    return budget_lib.Workload(data.sizes["train"], data.sizes.get("validation", 0),
+                               data.sizes.get("test", 0), cfg.data.batch_size)
+
+
+def _search_depths(cfg, data) -> tuple[tuple[int, ...], bool]:
+    """The fine-tune depths the search may pick, and whether frozen trials may use
+    cached features."""
+    backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
+    _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks)
+    return (tuple(search_space.values_of(space["fine_tune_depth"])),
+            tuning.may_use_cache(space))
+
+
+def _measured(cfg, data, strategy, ledger: Ledger, depths) -> budget_lib.StepTimes:
+    if "step_times" in ledger.notes:
+        return budget_lib.times_from_dict(ledger.notes["step_times"])
+    times = step_times.measure(cfg, data, depths, strategy)
+    ledger.note("step_times", budget_lib.times_to_dict(times))
+    return times
+
+
+def _search_config(cfg, plan: budget_lib.Plan):
+    """Trial fidelity and count from the plan; a distributed search keeps its flags' (its
+    tuner workers must agree, and only the chief plans), and Hyperband its own epochs."""
+    if cluster.is_search_chief() or cfg.search.search == "hyperband":
+        return cfg
+    search = dataclasses.replace(
+        cfg.search, search_epochs=plan.trial_epochs, search_fraction=plan.search_fraction,
+        max_trials=min(budget_lib.MAX_TRIALS, 2 * plan.trials))  # the deadline stops it
+    return dataclasses.replace(cfg, search=search)
+
+
+def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
+    """Measures (or recalls) the step times and plans what is left of the budget."""
+    searching = cfg.search.search != "none"
+    depths, cache_frozen = _search_depths(cfg, data) if searching else (None, False)
+    times = _measured(cfg, data, strategy, ledger,
+                      (depths or ()) + (cfg.backbone.fine_tune_depth,))
+    work = _workload(cfg, data)
+    ledger.end_stage("start-up")
+    if "plan" in ledger.notes:
+        the_plan = budget_lib.plan_from_dict(ledger.notes["plan"])
+    else:
+        the_plan = budget_lib.plan_run(ledger.budget, ledger.spent(), times, work,
+                                       cfg.backbone.fine_tune_depth, cfg.train.epochs,
+                                       depths, cache_frozen)
+        ledger.note("plan", the_plan.to_dict())
+    logging.info("Time budget %s: %s", budget_lib.format_duration(ledger.budget),
+                 describe(the_plan))
+    searching = searching and the_plan.trials > 0
+    search_budget = None
+    if searching:
+        # The search's share runs from the plan's start; a resumed attempt has less left.
+        deadline = ledger.deadline() - ledger.budget + the_plan.spent + the_plan.search
+        search_budget = tuning.SearchBudget(deadline, the_plan.trial_seconds, the_plan.depths)
+    return BudgetedRun(ledger, the_plan, times, work, searching,
+                       _search_config(cfg, the_plan) if searching else cfg, search_budget)
+
+
+def describe(plan: budget_lib.Plan) -> str:
+    search = (f"search {plan.search:.0f} s for about {plan.trials} trials of "
+              f"{plan.trial_epochs} epochs on {plan.search_fraction:.0%} of train"
+              if plan.trials else f"no search ({plan.why})")
+    return (f"{plan.spent:.0f} s spent; {search}; final training {plan.final:.0f} s "
+            f"({plan.start_epochs} epochs of the starting point); evaluation and export "
+            f"{plan.reserve:.0f} s")
+
+
+def final_config(run: BudgetedRun, cfg):
+    """`cfg` with the final training's epochs sized to the time left."""
+    left = run.ledger.left() * (1 - budget_lib.SAFETY) - run.plan.reserve
+    if "final_epochs" in run.ledger.notes:
+        epochs = run.ledger.notes["final_epochs"]
+    else:
+        epochs = budget_lib.final_epochs(left, run.times, run.work,
+                                         cfg.backbone.fine_tune_depth, cfg.train.epochs)
+        run.ledger.note("final_epochs", epochs)
+    head_epochs = min(cfg.train.head_epochs, max(epochs - 1, 0))
+    logging.info("Final training: %d epochs (%d head) in the %.0f s left before "
+                 "evaluation and export", epochs, head_epochs, left)
+    return dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, epochs=epochs, head_epochs=head_epochs))
+
+
+def training_deadline(run: BudgetedRun) -> float:
+    """When the final training must stop to leave evaluation and export their time."""
+    return time.time() + run.ledger.left() - run.plan.reserve
+
+
+def block(run: BudgetedRun, final_cfg) -> dict:
+    """metrics.json's `budget` block: the plan, and estimated against actual seconds."""
+    final = budget_lib.final_seconds(run.times, run.work, final_cfg.backbone.fine_tune_depth,
+                                     final_cfg.train.epochs)
+    estimated = {"start-up": run.plan.spent, "search": run.plan.search,
+                 "final training": final, "evaluation and export": run.plan.reserve}
+    return {"budget_seconds": run.ledger.budget, "spent_seconds": round(run.ledger.spent(), 1),
+            "attempts": run.ledger.attempts, "plan": run.plan.to_dict(),
+            "final_epochs": final_cfg.train.epochs,
+            "step_times": budget_lib.times_to_dict(run.times),
+            "stages": {name: {"estimated": round(estimated.get(name, 0.0), 1),
+                              "actual": round(run.ledger.stages.get(name, 0.0), 1)}
+                       for name in (*estimated, *run.ledger.stages)}}

@@ -1,0 +1,92 @@
+"""What a training step of each candidate configuration costs on this machine: a few real
+steps each, on a real training batch, at the run's resolution and batch size.
+
+Measured on a separately loaded hub module, so the steps taken leave the pretrained
+weights every later stage starts from untouched.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+from absl import logging
+
+from tftransfer.config import budget as budget_lib
+from tftransfer.model import backbone as backbone_lib, classifier as model_lib
+from tftransfer.model import compile as compile_lib
+
+STEPS = 3   # timed after the first, which traces
+
+
+def _timed(call, steps: int = STEPS) -> tuple[float, float]:
+    """(seconds of the first call, median seconds of the next `steps`)."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return first, statistics.median(seconds)
+
+
+def _compile(model, cfg, num_classes: int, steps_per_execution: int = 1) -> None:
+    compile_lib.compile_for_phase(model, cfg.train, num_classes, cfg.head.label_smoothing,
+                                  cfg.train.learning_rate, 1000, 0, steps_per_execution)
+
+
+def _input_seconds(dataset, batches: int = STEPS + 1) -> float:
+    """Median seconds to produce one training batch, the pipeline alone."""
+    iterator, seconds = iter(dataset.repeat()), []
+    next(iterator)
+    for _ in range(batches):
+        start = time.perf_counter()
+        next(iterator)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def _measured_depths(depths, start_depth: int) -> set[int]:
+    """Frozen, the deepest and the run's own depth: the others are interpolated."""
+    deepest = -1 if -1 in depths else max(depths)
+    return {0, deepest, start_depth}
+
+
+def measure(cfg, data, depths, strategy) -> budget_lib.StepTimes:
+    """Step times for frozen training, each fine-tune depth in `depths` (some measured,
+    the rest interpolated), inference, a head on features, and the input pipeline;
+    `setup`: the mean build-and-first-step seen."""
+    images, labels = next(iter(data.train))
+    size, num_classes = cfg.data.image_size, data.num_classes
+    with strategy.scope():
+        module = backbone_lib.load_module(cfg.backbone.hub_handle)
+    train, setups, forward, head_step = {}, [], None, None
+    measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth)
+    for depth in sorted(measured, key=lambda d: (d == -1, d)):
+        start = time.perf_counter()
+        with strategy.scope():
+            backbone, width = model_lib.build_backbone(cfg.backbone, size, module)
+            model = model_lib.TransferClassifier(
+                backbone, model_lib.build_head(width, num_classes, cfg.head), size)
+            backbone.set_fine_tune_depth(depth)
+            _compile(model, cfg, num_classes)
+        built = time.perf_counter() - start
+        first, train[depth] = _timed(lambda: model.train_on_batch(images, labels))
+        setups.append(built + first)
+        if depth == 0:
+            _, forward = _timed(lambda: model.predict_on_batch(images))
+            features = backbone(images, training=False)
+            with strategy.scope():
+                head = model_lib.build_head(width, num_classes, cfg.head)
+                _compile(head, cfg, num_classes)
+            _, head_step = _timed(lambda: head.train_on_batch(features, labels))
+    train = budget_lib.interpolate_depths(train, depths, backbone.num_blocks)
+    times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
+                                 _input_seconds(data.train))
+    logging.info("Step times (s per batch of %d at %d px): train %s (measured at depths "
+                 "%s), input %.3f, inference %.3f, head on features %.4f; building a model "
+                 "%.1f s", int(images.shape[0]), size, {d: round(t, 3) for d, t in
+                                                         train.items()}, sorted(measured),
+                 times.input, forward, head_step, times.setup)
+    return times
