@@ -108,6 +108,6 @@ def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
 
 
 @pytest.mark.parametrize("seconds, text", [(90, "90s"), (150, "150s"), (1200, "20m"),
-                                           (1234, "21m"), (5400, "1.5h")])
+                                           (1234, "21m"), (5400, "90m"), (9000, "2.5h")])
 def test_durations_print_as_a_user_would_type_them(seconds, text):
     assert budget_lib.format_duration(seconds) == text
