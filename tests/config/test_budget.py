@@ -100,7 +100,7 @@ def test_depths_not_measured_are_interpolated_between_their_neighbours():
 def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
     dear = StepTimes(forward=0.05, head=0.001, train={0: 0.1, 4: 0.2, 8: 2.0, -1: 4.0},
                      setup=5.0)
-    plan = budget_lib.plan_run(280, 30, dear, WORK, start_depth=4, start_epochs=3,
+    plan = budget_lib.plan_run(210, 30, dear, WORK, start_depth=4, start_epochs=3,
                                depths=(0, 4, 8, -1), cache_frozen=True)
     assert plan.trials >= budget_lib.MIN_TRIALS and plan.depths == (0, 4, 8)
     assert "without the depths [-1]" in plan.why
@@ -111,3 +111,15 @@ def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
                                            (1234, "21m"), (5400, "90m"), (9000, "2.5h")])
 def test_durations_print_as_a_user_would_type_them(seconds, text):
     assert budget_lib.format_duration(seconds) == text
+
+
+def test_head_epochs_are_charged_as_frozen_ones():
+    head, deep = (budget_lib.epoch_seconds(TIMES, WORK, d) for d in (0, -1))
+    assert budget_lib.final_seconds(TIMES, WORK, -1, 4, 1) == pytest.approx(5 + head + 3 * deep)
+    assert budget_lib.final_seconds(TIMES, WORK, -1, 1, 1) == pytest.approx(5 + deep)  # never all
+    assert budget_lib.trial_seconds(TIMES, WORK, -1, 1.0, cached=True) == \
+        pytest.approx(5 + head + deep)
+    plan = budget_lib.plan_run(5 + head + 3 * deep + 40, 0, TIMES, WORK, start_depth=-1,
+                               start_epochs=4, depths=None, cache_frozen=False,
+                               start_head_epochs=1)
+    assert plan.start_epochs == 4

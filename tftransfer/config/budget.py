@@ -87,9 +87,23 @@ def evaluation_seconds(times: StepTimes, work: Workload) -> float:
     return EVALUATION_PASSES * times.forward * work.batches(work.validation + work.test)
 
 
+def training_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
+                     head_epochs: int, fraction: float = 1.0, cached: bool = False) -> float:
+    """A model's build and `epochs` epochs, of which the first `head_epochs` train the head
+    alone (a frozen backbone: depth 0) before `depth` top blocks are fine-tuned."""
+    if depth == 0:
+        return times.setup + epochs * epoch_seconds(times, work, 0, fraction, cached)
+    head = min(head_epochs, epochs)
+    return (times.setup + head * epoch_seconds(times, work, 0, fraction)
+            + (epochs - head) * epoch_seconds(times, work, depth, fraction))
+
+
 def trial_seconds(times: StepTimes, work: Workload, depth: int, fraction: float,
                   cached: bool) -> float:
-    return times.setup + TRIAL_EPOCHS * epoch_seconds(times, work, depth, fraction, cached)
+    """A trial: frozen, TRIAL_EPOCHS epochs (on cached features when `cached`); else one
+    head epoch, then the rest fine-tuned (search/tuning.py)."""
+    return training_seconds(times, work, depth, TRIAL_EPOCHS, 1, fraction,
+                            cached and depth == 0)
 
 
 def extraction_seconds(times: StepTimes, work: Workload, fraction: float) -> float:
@@ -97,8 +111,18 @@ def extraction_seconds(times: StepTimes, work: Workload, fraction: float) -> flo
     return times.forward * (work.batches(work.train * fraction) + work.batches(work.validation))
 
 
-def final_seconds(times: StepTimes, work: Workload, depth: int, epochs: int) -> float:
-    return times.setup + epochs * epoch_seconds(times, work, depth)
+def final_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
+                  head_epochs: int) -> float:
+    """The final training: its head epochs come first and are never all of it."""
+    return training_seconds(times, work, depth, epochs, min(head_epochs, max(epochs - 1, 0)))
+
+
+def _epochs_within(seconds: float, times, work, depth: int, head_epochs: int,
+                   most: int) -> int:
+    """The most epochs (1..most) of the final training that fit in `seconds`; 1 if none."""
+    fitting = [e for e in range(1, most + 1)
+               if final_seconds(times, work, depth, e, head_epochs) <= seconds]
+    return max(fitting, default=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +170,7 @@ def _search_fraction(times, work, depths, cache_frozen, seconds: float) -> float
 
 def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
              start_depth: int, start_epochs: int, depths: tuple[int, ...] | None,
-             cache_frozen: bool) -> Plan:
+             cache_frozen: bool, start_head_epochs: int = 0) -> Plan:
     """The plan for what is left of `budget`; `depths`: the space's fine-tune depths, or
     None without a search; `cache_frozen`: frozen trials may train on cached features."""
     reserve = evaluation_seconds(times, work) + EXPORT_SECONDS
@@ -159,9 +183,9 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
             f"({format_duration(spent)} spent before training, about "
             f"{format_duration(reserve + times.setup + cheapest)} for one epoch, evaluation "
             f"and export); the smallest budget that fits is about {format_duration(need)}")
-    epochs = max(1, min(start_epochs, int((available - times.setup)
-                                          // epoch_seconds(times, work, start_depth))))
-    final = final_seconds(times, work, start_depth, epochs)
+    epochs = _epochs_within(available, times, work, start_depth, start_head_epochs,
+                            start_epochs)
+    final = final_seconds(times, work, start_depth, epochs, start_head_epochs)
     no_search = dict(budget=budget, spent=spent, reserve=reserve, search=0.0, trials=0,
                      search_fraction=1.0, trial_epochs=TRIAL_EPOCHS, start_epochs=epochs,
                      trial_seconds=0.0)
@@ -235,8 +259,8 @@ def interpolate_depths(train: dict[int, float], depths, num_blocks: int) -> dict
 
 
 def final_epochs(seconds_left: float, times: StepTimes, work: Workload, depth: int,
-                 configured_epochs: int) -> int:
+                 configured_epochs: int, head_epochs: int = 0) -> int:
     """Final training epochs of the chosen configuration that fit in `seconds_left`: at
     least 1, at most MAX_EPOCH_FACTOR x --epochs."""
-    fit = int((seconds_left - times.setup) // epoch_seconds(times, work, depth))
-    return max(1, min(fit, MAX_EPOCH_FACTOR * configured_epochs))
+    return _epochs_within(seconds_left, times, work, depth, head_epochs,
+                          MAX_EPOCH_FACTOR * configured_epochs)

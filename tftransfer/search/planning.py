@@ -75,7 +75,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
     else:
         the_plan = budget_lib.plan_run(ledger.budget, ledger.spent(), times, work,
                                        cfg.backbone.fine_tune_depth, cfg.train.epochs,
-                                       depths, cache_frozen)
+                                       depths, cache_frozen, cfg.train.head_epochs)
         ledger.note("plan", the_plan.to_dict())
     logging.info("Time budget %s: %s", budget_lib.format_duration(ledger.budget),
                  describe(the_plan))
@@ -105,7 +105,8 @@ def final_config(run: BudgetedRun, cfg):
         epochs = run.ledger.notes["final_epochs"]
     else:
         epochs = budget_lib.final_epochs(left, run.times, run.work,
-                                         cfg.backbone.fine_tune_depth, cfg.train.epochs)
+                                         cfg.backbone.fine_tune_depth, cfg.train.epochs,
+                                         cfg.train.head_epochs)
         run.ledger.note("final_epochs", epochs)
     head_epochs = min(cfg.train.head_epochs, max(epochs - 1, 0))
     logging.info("Final training: %d epochs (%d head) in the %.0f s left before "
@@ -122,7 +123,7 @@ def training_deadline(run: BudgetedRun) -> float:
 def block(run: BudgetedRun, final_cfg) -> dict:
     """metrics.json's `budget` block: the plan, and estimated against actual seconds."""
     final = budget_lib.final_seconds(run.times, run.work, final_cfg.backbone.fine_tune_depth,
-                                     final_cfg.train.epochs)
+                                     final_cfg.train.epochs, final_cfg.train.head_epochs)
     estimated = {"start-up": run.plan.spent, "search": run.plan.search,
                  "final training": final, "evaluation and export": run.plan.reserve}
     return {"budget_seconds": run.ledger.budget, "spent_seconds": round(run.ledger.spent(), 1),

@@ -9,26 +9,28 @@ from __future__ import annotations
 import statistics
 import time
 
+import tensorflow as tf
 from absl import logging
 
 from tftransfer.config import budget as budget_lib
 from tftransfer.model import backbone as backbone_lib, classifier as model_lib
 from tftransfer.model import compile as compile_lib
 
-STEPS = 3   # timed after the first, which traces
+STEPS = 4           # timed after a first call of WARM_STEPS, which traces and warms up
+WARM_STEPS = 2
+INPUT_BATCHES = 16  # the pipeline's prefetch buffer hides the cost of the first few
 
 
-def _timed(call, steps: int = STEPS) -> tuple[float, float]:
-    """(seconds of the first call, median seconds of the next `steps`)."""
+def _per_step(run, steps: int = STEPS) -> tuple[float, float]:
+    """(seconds of a first one-step call, seconds per step of a `steps`-step call), where
+    `run(n)` runs n steps through Keras's own loop: train_on_batch and predict_on_batch
+    add a per-call cost that fit and predict do not pay (40 % of a 48 px step)."""
     start = time.perf_counter()
-    call()
+    run(WARM_STEPS)
     first = time.perf_counter() - start
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return first, statistics.median(seconds)
+    start = time.perf_counter()
+    run(steps)
+    return first, (time.perf_counter() - start) / steps
 
 
 def _compile(model, cfg, num_classes: int, steps_per_execution: int = 1) -> None:
@@ -36,15 +38,14 @@ def _compile(model, cfg, num_classes: int, steps_per_execution: int = 1) -> None
                                   cfg.train.learning_rate, 1000, 0, steps_per_execution)
 
 
-def _input_seconds(dataset, batches: int = STEPS + 1) -> float:
-    """Median seconds to produce one training batch, the pipeline alone."""
-    iterator, seconds = iter(dataset.repeat()), []
+def _input_seconds(dataset, batches: int = INPUT_BATCHES) -> float:
+    """Seconds per training batch of the pipeline alone, after its first batch."""
+    iterator = iter(dataset.repeat())
     next(iterator)
+    start = time.perf_counter()
     for _ in range(batches):
-        start = time.perf_counter()
         next(iterator)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    return (time.perf_counter() - start) / batches
 
 
 def _measured_depths(depths, start_depth: int) -> set[int]:
@@ -58,7 +59,14 @@ def measure(cfg, data, depths, strategy) -> budget_lib.StepTimes:
     the rest interpolated), inference, a head on features, and the input pipeline;
     `setup`: the mean build-and-first-step seen."""
     images, labels = next(iter(data.train))
+    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
     size, num_classes = cfg.data.image_size, data.num_classes
+
+    def fitting(model):
+        return lambda n: model.fit(batches, steps_per_epoch=n, epochs=1, verbose=0)
+
+    def predicting(model):
+        return lambda n: model.predict(batches.map(lambda x, y: x), steps=n, verbose=0)
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
     train, setups, forward, head_step = {}, [], None, None
@@ -72,15 +80,17 @@ def measure(cfg, data, depths, strategy) -> budget_lib.StepTimes:
             backbone.set_fine_tune_depth(depth)
             _compile(model, cfg, num_classes)
         built = time.perf_counter() - start
-        first, train[depth] = _timed(lambda: model.train_on_batch(images, labels))
+        first, train[depth] = _per_step(fitting(model))
         setups.append(built + first)
         if depth == 0:
-            _, forward = _timed(lambda: model.predict_on_batch(images))
-            features = backbone(images, training=False)
+            _, forward = _per_step(predicting(model))
+            features = tf.data.Dataset.from_tensors(
+                (backbone(images, training=False), labels)).repeat()
             with strategy.scope():
                 head = model_lib.build_head(width, num_classes, cfg.head)
                 _compile(head, cfg, num_classes)
-            _, head_step = _timed(lambda: head.train_on_batch(features, labels))
+            _, head_step = _per_step(
+                lambda n: head.fit(features, steps_per_epoch=n, epochs=1, verbose=0))
     train = budget_lib.interpolate_depths(train, depths, backbone.num_blocks)
     times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
                                  _input_seconds(data.train))

@@ -1,0 +1,20 @@
+"""Measured step times: real steps of each configuration, on the run's own batch."""
+from conftest import make_config
+
+from tftransfer.data import pipeline as data_lib
+from tftransfer.distribute import strategy as distribute
+from tftransfer.search import step_times
+
+
+def test_measures_frozen_the_deepest_and_the_flags_depth_and_interpolates_the_rest(
+        tmp_path, tiny_hub_dir, color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=24,
+                      batch_size=16, fine_tune_depth=1)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    times = step_times.measure(cfg, data, (0, 1, 2, -1), strategy)
+    assert set(times.train) == {0, 1, 2, -1}
+    assert all(t > 0 for t in (*times.train.values(), times.forward, times.head, times.setup))
+    low, high = sorted((times.train[1], times.train[-1]))
+    assert low <= times.train[2] <= high   # interpolated between its measured neighbours
+    assert times.input >= 0
