@@ -25,8 +25,18 @@ Definitions:
   gives, one trial's accuracy has a standard error of ~1 point, and the random search's
   best is its luckiest draw rather than its best configuration.
 
+Then the rank correlation (Spearman) of trial scores with full-training scores, on two
+datasets: the Fashion-MNIST subset above and a folder dataset (benchmarks/_folders.py
+`coarse`: 4 class groups, another resolution and colours). A random search of
+--rank_trials trials runs at a budgeted run's fidelity (2 epochs, one of them fine-tuning
+when the trial fine-tunes, on --rank_fraction of the training split; the default space for
+the data's size, augmentation off), then each completed trial's configuration is trained
+as the final training would (all of the training split, --epochs=--rank_epochs, best
+epoch restored) and scored on the same validation split. A correlation near 1 means the
+cheap trials rank configurations as the full training does.
+
     python3 benchmarks/search.py [--quick] [--examples=10000] [--validation_examples=10000]
-        [--random_trials=30]
+        [--random_trials=30] [--rank_trials=8] [--rank_fraction=0.25] [--rank_epochs=4]
 """
 from __future__ import annotations
 
@@ -48,6 +58,67 @@ def _add_arguments(parser) -> None:
     parser.add_argument("--random_trials", type=int, default=30)
     parser.add_argument("--tuner", default="hyperband", choices=("hyperband", "bayesian"),
                         help="the search compared with random search")
+    parser.add_argument("--rank_trials", type=int, default=8)
+    parser.add_argument("--rank_fraction", type=float, default=0.25)
+    parser.add_argument("--rank_epochs", type=int, default=4)
+
+
+def _fully_trained_score(cfg, data, values: dict) -> float:
+    """The best validation accuracy of the final training of a trial's values."""
+    import tensorflow as tf
+
+    from tftransfer.model import classifier as model_lib
+    from tftransfer.search import tuning as search
+    from tftransfer.train import training as train_lib
+
+    final = search.apply_values(dataclasses.replace(
+        cfg, output_dir=_common.scratch_dir("full")), values)
+    tf.keras.backend.clear_session()
+    classifier = model_lib.build_model(final, data.num_classes)
+    return train_lib.train(classifier, classifier.backbone, data, final).best_validation_accuracy
+
+
+def _rank_correlation(name: str, cfg, data, trials: int, fraction: float) -> float:
+    from scipy import stats
+
+    space_file = os.path.join(_common.scratch_dir("space"), "no_augment.json")
+    with open(space_file, "w", encoding="utf-8") as f:
+        json.dump({"augment": False}, f)
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, search_space=space_file))
+    searched = _search(cfg, data, "random", max_trials=trials, search_epochs=2,
+                       search_fraction=fraction)
+    pairs = [(t["score"], _fully_trained_score(cfg, data, t["hyperparameters"]))
+             for t in searched]
+    for (trial, full), t in zip(pairs, searched):
+        values = t["hyperparameters"]
+        print(f"  {name}: trial {trial:.4f} -> full {full:.4f} (depth "
+              f"{values.get('fine_tune_depth')}, {values.get('optimizer')})", flush=True)
+    rho = stats.spearmanr(*zip(*pairs)).statistic if len(pairs) > 2 else float("nan")
+    print(f"rank correlation on {name} ({len(pairs)} trials on {fraction:.0%} of "
+          f"{data.sizes['train']} examples, 2 epochs; full: {cfg.train.epochs} epochs): "
+          f"Spearman {rho:.2f}", flush=True)
+    return rho
+
+
+def _rank_on_two_datasets(args, size: int) -> None:
+    import _folders
+
+    from tftransfer.data import pipeline as data_lib
+
+    trials, fraction, epochs, examples, per_class = (
+        (3, 0.5, 1, 320, 40) if args.quick else
+        (args.rank_trials, args.rank_fraction, args.rank_epochs, args.examples, 300))
+    fashion = _common.real_config(train_split=f"train[:{examples}]",
+                                  validation_split=f"train[-{args.validation_examples}:]"
+                                  if not args.quick else "train[-320:]",
+                                  image_size=size, batch_size=64, epochs=epochs, head_epochs=1,
+                                  early_stopping_patience=0)
+    folder = _folders.make("coarse", _common.scratch_dir("coarse"), per_class)
+    coarse = _common.real_config(dataset=folder, data_dir="", image_size=size, batch_size=32,
+                                 epochs=epochs, head_epochs=1, early_stopping_patience=0)
+    for name, cfg in (("fashion_mnist", fashion), ("coarse folder", coarse)):
+        data = data_lib.load_data(cfg.data, cfg.seed, "")
+        _rank_correlation(name, cfg, data, trials, fraction)
 
 
 def _search(cfg, data, tuner: str, **flags):
@@ -112,6 +183,7 @@ def main() -> None:
           f"{default[-1][0]:.1f} s; within 0.5 point after "
           + (f"{reached:.1f} s" if reached is not None else "never (ratio below: its whole run)"))
     ratio = (reached if reached is not None else default[-1][0]) / random_seconds
+    _rank_on_two_datasets(args, size)
     _common.goal(reached is not None and ratio <= 0.2, "<= 0.2")
     _common.report("search", ratio)
 

@@ -104,7 +104,9 @@ def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
                                depths=(0, 4, 8, -1), cache_frozen=True)
     assert plan.trials >= budget_lib.MIN_TRIALS and plan.depths == (0, 4, 8)
     assert "without the depths [-1]" in plan.why
-    assert budget_lib.plan_from_dict(plan.to_dict()).depths == (0, 4, 8)
+    restored = budget_lib.plan_from_dict(plan.to_dict())
+    assert restored.depths == (0, 4, 8)
+    assert restored.search_fraction == pytest.approx(plan.search_fraction, abs=1e-4)
 
 
 @pytest.mark.parametrize("seconds, text", [(90, "90s"), (150, "150s"), (1200, "20m"),
@@ -115,11 +117,12 @@ def test_durations_print_as_a_user_would_type_them(seconds, text):
 
 def test_head_epochs_are_charged_as_frozen_ones():
     head, deep = (budget_lib.epoch_seconds(TIMES, WORK, d) for d in (0, -1))
-    assert budget_lib.final_seconds(TIMES, WORK, -1, 4, 1) == pytest.approx(5 + head + 3 * deep)
+    # Two phases: each builds and traces (5 s).
+    assert budget_lib.final_seconds(TIMES, WORK, -1, 4, 1) == pytest.approx(10 + head + 3 * deep)
     assert budget_lib.final_seconds(TIMES, WORK, -1, 1, 1) == pytest.approx(5 + deep)  # never all
     assert budget_lib.trial_seconds(TIMES, WORK, -1, 1.0, cached=True) == \
-        pytest.approx(5 + head + deep)
-    plan = budget_lib.plan_run(5 + head + 3 * deep + 40, 0, TIMES, WORK, start_depth=-1,
+        pytest.approx(10 + head + deep)
+    plan = budget_lib.plan_run(10 + head + 3 * deep + 40, 0, TIMES, WORK, start_depth=-1,
                                start_epochs=4, depths=None, cache_frozen=False,
                                start_head_epochs=1)
     assert plan.start_epochs == 4

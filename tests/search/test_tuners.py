@@ -138,3 +138,22 @@ def test_a_budgeted_search_starts_at_the_flags():
     assert started["fine_tune_depth"].values[0] == 2
     assert started["bn_inference"].values[0] is False
     assert started["label_smoothing"] == space["label_smoothing"]
+
+
+def test_trials_that_run_longer_than_planned_move_the_last_start_earlier(make_tuner,
+                                                                          monkeypatch):
+    import types
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.deadline, oracle.trial_seconds = 1000.0 + 290, 20.0   # planned: 20 s a trial
+    for _ in range(2):
+        trial = oracle.create_trial("tuner0")
+        assert trial.status == kt.engine.trial.TrialStatus.RUNNING
+        now["t"] += 100                                            # they take 100 s
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        oracle.end_trial(trial)
+    assert oracle.expected_trial_seconds() == 100
+    # 200 s in, 90 s left: by the plan a 20 s trial fits, by what was seen it does not.
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED

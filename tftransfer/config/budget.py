@@ -94,7 +94,8 @@ def training_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
     if depth == 0:
         return times.setup + epochs * epoch_seconds(times, work, 0, fraction, cached)
     head = min(head_epochs, epochs)
-    return (times.setup + head * epoch_seconds(times, work, 0, fraction)
+    phases = 2 if head else 1  # each phase compiles and traces its own steps
+    return (phases * times.setup + head * epoch_seconds(times, work, 0, fraction)
             + (epochs - head) * epoch_seconds(times, work, depth, fraction))
 
 
@@ -141,7 +142,8 @@ class Plan:
     depths: tuple[int, ...] | None = None   # the fine-tune depths the search may afford
 
     def to_dict(self) -> dict:
-        return {k: round(v, 1) if isinstance(v, float) else v
+        # Rounded for reading, finely enough that a resumed run follows the same plan.
+        return {k: round(v, 4) if isinstance(v, float) else v
                 for k, v in dataclasses.asdict(self).items()}
 
 

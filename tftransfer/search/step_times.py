@@ -22,9 +22,9 @@ INPUT_BATCHES = 16  # the pipeline's prefetch buffer hides the cost of the first
 
 
 def _per_step(run, steps: int = STEPS) -> tuple[float, float]:
-    """(seconds of a first one-step call, seconds per step of a `steps`-step call), where
-    `run(n)` runs n steps through Keras's own loop: train_on_batch and predict_on_batch
-    add a per-call cost that fit and predict do not pay (40 % of a 48 px step)."""
+    """(seconds of a first, warming call, seconds per step of a `steps`-step call), where
+    `run(n)` runs n steps through Keras's own loop, as training and evaluation do. The
+    first steps after a trace run several times slower, hence the warm-up."""
     start = time.perf_counter()
     run(WARM_STEPS)
     first = time.perf_counter() - start

@@ -44,17 +44,28 @@ class _AtomicStateFiles:
 
 class _Deadline:
     """Oracle mixin: with a `deadline` (time.time()), no trial starts that would end after
-    it, by the plan's estimate of a trial's seconds. On a distributed search the chief's
+    it. A trial is expected to last the plan's estimate, or the mean time between the
+    trials handed out so far when that is longer (trials cost more than their measured
+    steps: checkpoints, summaries, a trace per phase). On a distributed search the chief's
     oracle decides, and each tuner worker stops when it is refused a trial."""
 
     deadline: float | None = None
     trial_seconds: float = 0.0
+    _handed_out: list | None = None
+
+    def expected_trial_seconds(self) -> float:
+        starts = self._handed_out or []
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        return max(self.trial_seconds, sum(gaps) / len(gaps) if gaps else 0.0)
 
     def populate_space(self, trial_id):
-        if self.deadline is not None and time.time() + self.trial_seconds > self.deadline:
-            logging.info("The search's share of the time budget is spent: no trial %s",
-                         trial_id)
-            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        if self.deadline is not None:
+            now = time.time()
+            self._handed_out = [*(self._handed_out or []), now]
+            if now + self.expected_trial_seconds() > self.deadline:
+                logging.info("The search's share of the time budget is spent: no trial %s",
+                             trial_id)
+                return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
         return super().populate_space(trial_id)
 
 

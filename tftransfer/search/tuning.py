@@ -328,19 +328,20 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     trials = _trial_records(tuner)
     best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
                 None)
+    record = {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
+              "space": search_space.describe(space), "trials": trials}
+    search_json = os.path.join(cfg.output_dir, run_folder.SEARCH_JSON)
     if best is None:
+        atomic.write_json(search_json, record, indent=2)
         raise UserError("search finished without a completed trial; see search.json")
     decision = _do_no_harm(tuner, strategy, trials, best, data.sizes.get("validation", 0),
                            budget)
     chosen = best
     if decision is not None and decision.keep_start:
         chosen = _start_trial(trials, tuner.oracle.starting_values())
-    atomic.write_json(os.path.join(cfg.output_dir, run_folder.SEARCH_JSON),
-                      {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
-                       "space": search_space.describe(space), "trials": trials,
-                       "chosen_trial": chosen["trial_id"],
-                       "do_no_harm": None if decision is None else decision.to_dict()},
-                      indent=2)
+    atomic.write_json(search_json, {
+        **record, "chosen_trial": chosen["trial_id"],
+        "do_no_harm": None if decision is None else decision.to_dict()}, indent=2)
     logging.info("Best trial %s: %s = %.4f, %s; training trial %s's values",
                  best["trial_id"], OBJECTIVE, best["score"], best["hyperparameters"],
                  chosen["trial_id"])
