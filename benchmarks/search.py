@@ -36,7 +36,8 @@ epoch restored) and scored on the same validation split. A correlation near 1 me
 cheap trials rank configurations as the full training does.
 
     python3 benchmarks/search.py [--quick] [--examples=10000] [--validation_examples=10000]
-        [--random_trials=30] [--rank_trials=8] [--rank_fraction=0.25] [--rank_epochs=4]
+        [--random_trials=30] [--rank_only] [--rank_trials=8] [--rank_fraction=0.25]
+        [--rank_epochs=4]
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ def _add_arguments(parser) -> None:
     parser.add_argument("--random_trials", type=int, default=30)
     parser.add_argument("--tuner", default="hyperband", choices=("hyperband", "bayesian"),
                         help="the search compared with random search")
+    parser.add_argument("--rank_only", action="store_true",
+                        help="only the rank correlation (no ratio line: not for the tests)")
     parser.add_argument("--rank_trials", type=int, default=8)
     parser.add_argument("--rank_fraction", type=float, default=0.25)
     parser.add_argument("--rank_epochs", type=int, default=4)
@@ -159,6 +162,9 @@ def main() -> None:
     examples, validation, size, trial_count, epochs = (640, 320, 32, 3, 1) if args.quick \
         else (args.examples, args.validation_examples, args.image_size, args.random_trials, 3)
     _common.print_machine()
+    if args.rank_only:
+        _rank_on_two_datasets(args, size)
+        return
     space_file = os.path.join(_common.scratch_dir("space"), "frozen.json")
     with open(space_file, "w", encoding="utf-8") as f:
         json.dump({"fine_tune_depth": 0}, f)

@@ -207,13 +207,14 @@ def _ledger(cfg, started: float | None):
     return ledger
 
 
-def _sized_to_budget(budgeted, cfg):
+def _sized_to_budget(budgeted, cfg, found):
     """(the final config with its epochs sized to the time left, the training deadline)."""
     if budgeted is None:
         return cfg, None
     from tftransfer.search import planning
 
-    return planning.final_config(budgeted, cfg), planning.training_deadline(budgeted)
+    return (planning.final_config(budgeted, cfg, None if found is None else found.trials),
+            planning.training_deadline(budgeted))
 
 
 def _budget_block(budgeted, final_cfg) -> dict:
@@ -234,7 +235,7 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     if prepared is None:
         return None
     final_cfg, data, found, budgeted = prepared
-    final_cfg, deadline = _sized_to_budget(budgeted, final_cfg)
+    final_cfg, deadline = _sized_to_budget(budgeted, final_cfg, found)
     atomic.write_config(os.path.join(final_cfg.output_dir, run_folder.CONFIG_JSON), final_cfg,
                         chosen_hyperparameters=None if found is None else found.best_values)
     classifier, trained = _train(final_cfg, data, strategy, deadline)

@@ -25,6 +25,7 @@ class BudgetedRun:
     times: budget_lib.StepTimes
     work: budget_lib.Workload
     searching: bool
+    cache_frozen: bool            # frozen trials may train on cached features
     search_cfg: object            # the config the search runs with
     search_budget: tuning.SearchBudget | None
 
@@ -85,7 +86,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         # The search's share runs from the plan's start; a resumed attempt has less left.
         deadline = ledger.deadline() - ledger.budget + the_plan.spent + the_plan.search
         search_budget = tuning.SearchBudget(deadline, the_plan.trial_seconds, the_plan.depths)
-    return BudgetedRun(ledger, the_plan, times, work, searching,
+    return BudgetedRun(ledger, the_plan, times, work, searching, cache_frozen,
                        _search_config(cfg, the_plan) if searching else cfg, search_budget)
 
 
@@ -98,16 +99,39 @@ def describe(plan: budget_lib.Plan) -> str:
             f"{plan.reserve:.0f} s")
 
 
-def final_config(run: BudgetedRun, cfg):
-    """`cfg` with the final training's epochs sized to the time left."""
+def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
+    """How much longer the search's trials took than estimated from the step times (1.0
+    without trials), within [MIN_SLOWDOWN, MAX_SLOWDOWN]: the final training's epochs are
+    sized with it, as steps measured in isolation miss what a real fit adds."""
+    pairs = [(t["seconds"], budget_lib.trial_seconds(
+                run.times, run.work, int(t["hyperparameters"].get("fine_tune_depth", 0)),
+                run.plan.search_fraction, run.cache_frozen
+                and not t["hyperparameters"].get("augment")))
+             for t in trials if t.get("seconds") and t["status"] == "COMPLETED"]
+    if not pairs:
+        return 1.0
+    ratio = sum(actual for actual, _ in pairs) / sum(estimate for _, estimate in pairs)
+    return min(max(ratio, MIN_SLOWDOWN), MAX_SLOWDOWN)
+
+
+MIN_SLOWDOWN, MAX_SLOWDOWN = 0.7, 3.0
+
+
+def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
+    """`cfg` with the final training's epochs sized to the time left, the estimates
+    scaled by what the search's `trials` took against theirs."""
     left = run.ledger.left() * (1 - budget_lib.SAFETY) - run.plan.reserve
     if "final_epochs" in run.ledger.notes:
         epochs = run.ledger.notes["final_epochs"]
     else:
-        epochs = budget_lib.final_epochs(left, run.times, run.work,
+        slowdown = _slowdown(run, trials or [])
+        epochs = budget_lib.final_epochs(left / slowdown, run.times, run.work,
                                          cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                          cfg.train.head_epochs)
+        logging.info("The search's trials took %.2fx their estimate; the final training "
+                     "is sized with that", slowdown)
         run.ledger.note("final_epochs", epochs)
+        run.ledger.note("slowdown", round(slowdown, 3))
     head_epochs = min(cfg.train.head_epochs, max(epochs - 1, 0))
     logging.info("Final training: %d epochs (%d head) in the %.0f s left before "
                  "evaluation and export", epochs, head_epochs, left)
@@ -129,6 +153,7 @@ def block(run: BudgetedRun, final_cfg) -> dict:
     return {"budget_seconds": run.ledger.budget, "spent_seconds": round(run.ledger.spent(), 1),
             "attempts": run.ledger.attempts, "plan": run.plan.to_dict(),
             "final_epochs": final_cfg.train.epochs,
+            "slowdown": run.ledger.notes.get("slowdown", 1.0),
             "step_times": budget_lib.times_to_dict(run.times),
             "stages": {name: {"estimated": round(estimated.get(name, 0.0), 1),
                               "actual": round(run.ledger.stages.get(name, 0.0), 1)}

@@ -1,10 +1,12 @@
 """Do no harm: the search's best trial replaces the starting point only when it beats it by
 more than the noise the search measured (pure Python).
 
-The noise is the larger of the validation accuracy's binomial standard error and the spread
-between two seeds of the starting point, when a second seed was trained: a trial that wins
-by less than that may have won by luck of initialisation and of the validation draw.
-A clear win (more than CLEAR_WIN standard errors) needs no second seed.
+Whenever a trial beats the starting point and the budget allows, the starting point is
+trained once more with another seed: a low-fidelity trial's score moves with its
+initialisation and data order by more than the validation split's sampling error, and the
+two seeds' spread measures that. The noise is the larger of that spread and the binomial
+standard error of the validation accuracy. With one seed only, the win must be clear:
+more than CLEAR_WIN standard errors.
 """
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ def standard_error(accuracy: float, examples: int) -> float:
     return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / max(examples, 1))
 
 
-def needs_second_seed(best: float, start: float, validation_examples: int) -> bool:
-    """Whether the decision hangs on the noise: the best trial beats the start, not clearly."""
-    return 0 < best - start <= CLEAR_WIN * standard_error(start, validation_examples)
+def needs_second_seed(best: float, start: float) -> bool:
+    """Whether the decision needs the seed noise: some trial beats the starting point."""
+    return best > start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,10 @@ class Decision:
 
 def decide(best: float, start_scores: tuple[float, ...], validation_examples: int) -> Decision:
     start = sum(start_scores) / len(start_scores)
-    noise = max(standard_error(start, validation_examples),
-                max(start_scores) - min(start_scores))
+    error = standard_error(start, validation_examples)
+    if len(start_scores) > 1:
+        noise = max(error, max(start_scores) - min(start_scores))
+    else:
+        noise = CLEAR_WIN * error
     margin = best - start
     return Decision(margin <= noise, tuple(start_scores), best, margin, noise)

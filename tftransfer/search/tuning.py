@@ -285,7 +285,7 @@ def _do_no_harm(tuner, strategy, trials: list[dict], best: dict, validation_exam
         logging.warning("The starting point has no completed trial: the best trial is taken")
         return None
     scores = (start["score"],)
-    if (selection.needs_second_seed(best["score"], start["score"], validation_examples)
+    if (selection.needs_second_seed(best["score"], start["score"])
             and (budget is None or time.time() + budget.trial_seconds <= budget.deadline)):
         scores += (_score_again(tuner, strategy, start),)
     decision = selection.decide(best["score"], scores, validation_examples)
