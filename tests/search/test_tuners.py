@@ -157,3 +157,22 @@ def test_trials_that_run_longer_than_planned_move_the_last_start_earlier(make_tu
     assert oracle.expected_trial_seconds() == 100
     # 200 s in, 90 s left: by the plan a 20 s trial fits, by what was seen it does not.
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
+
+
+def test_slow_trials_end_the_search_early_enough_for_a_slow_final_training(make_tuner,
+                                                                          monkeypatch):
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 1000.0, 50.0, 600.0
+    for _ in range(2):
+        trial = oracle.create_trial("tuner0")
+        now["t"] += 75                                   # 1.5x the estimate
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        oracle.end_trial(trial)
+    # The final training will take 1.5 x 600 s too: the search must end 300 s earlier.
+    assert oracle.effective_deadline() == pytest.approx(700.0)
+    now["t"] = 620.0
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED

@@ -51,6 +51,9 @@ class _Deadline:
 
     deadline: float | None = None
     trial_seconds: float = 0.0
+    # Seconds the plan secured for the final training after the search: when trials run
+    # slower than estimated, so will it, and the search ends that much earlier.
+    secured_seconds: float = 0.0
     _handed_out: list | None = None
 
     def expected_trial_seconds(self) -> float:
@@ -58,11 +61,15 @@ class _Deadline:
         gaps = [b - a for a, b in zip(starts, starts[1:])]
         return max(self.trial_seconds, sum(gaps) / len(gaps) if gaps else 0.0)
 
+    def effective_deadline(self) -> float:
+        slowdown = self.expected_trial_seconds() / max(self.trial_seconds, 1e-9)
+        return self.deadline - self.secured_seconds * (slowdown - 1)
+
     def populate_space(self, trial_id):
         if self.deadline is not None:
             now = time.time()
             self._handed_out = [*(self._handed_out or []), now]
-            if now + self.expected_trial_seconds() > self.deadline:
+            if now + self.expected_trial_seconds() > self.effective_deadline():
                 logging.info("The search's share of the time budget is spent: no trial %s",
                              trial_id)
                 return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
@@ -151,9 +158,9 @@ class TransferHyperbandTuner(TransferTuner):
 
 
 def make_oracle(cfg, objective: str, deadline: float | None = None,
-                trial_seconds: float = 0.0) -> kt.Oracle:
+                trial_seconds: float = 0.0, secured_seconds: float = 0.0) -> kt.Oracle:
     """The oracle of `cfg.search.search`, maximizing `objective`; with a `deadline`, it
-    hands out no trial estimated to end after it."""
+    hands out no trial expected to end after it (see _Deadline)."""
     if cfg.search.search == "hyperband":
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
@@ -162,11 +169,12 @@ def make_oracle(cfg, objective: str, deadline: float | None = None,
         objective=kt.Objective(objective, "max"), seed=cfg.seed,
         max_consecutive_failed_trials=cfg.search.max_failed_trials, **budget)
     oracle.deadline, oracle.trial_seconds = deadline, trial_seconds
+    oracle.secured_seconds = secured_seconds
     return oracle
 
 
 def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None = None,
-               trial_seconds: float = 0.0) -> TransferTuner:
+               trial_seconds: float = 0.0, secured_seconds: float = 0.0) -> TransferTuner:
     """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
     KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
     the same oracle class."""
@@ -175,7 +183,8 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     return tuner_class(
-        make_oracle(cfg, objective, deadline, trial_seconds), hypermodel, directory=cfg.output_dir,
+        make_oracle(cfg, objective, deadline, trial_seconds, secured_seconds), hypermodel,
+        directory=cfg.output_dir,
         project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,
         distribution_strategy=strategy if distributed else None)

@@ -167,6 +167,7 @@ class SearchBudget:
     deadline: float         # time.time() by which the search, second seed included, ends
     trial_seconds: float    # the plan's estimate of one trial
     depths: tuple[int, ...] | None = None   # the fine-tune depths it affords; None: all
+    secured_seconds: float = 0.0            # the final training's share after it
 
 
 def may_use_cache(space: dict) -> bool:
@@ -313,7 +314,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     # The oracle keeps one trial's time back for a second seed of the starting point.
     deadline = None if budget is None else budget.deadline - budget.trial_seconds
     tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
-                              0.0 if budget is None else budget.trial_seconds)
+                              0.0 if budget is None else budget.trial_seconds,
+                              0.0 if budget is None else budget.secured_seconds)
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
