@@ -166,3 +166,25 @@ def test_early_stopping_patience_survives_a_resume(tmp_path):
     # A saved count from another epoch is not taken over.
     _early_stopping_epochs(state, model, [(0, 0.9), (1, 0.8)])
     assert not _early_stopping_epochs(state, model, [(5, 0.85)], resumed_at=5)
+
+
+def test_stop_at_deadline_ends_the_fit_before_an_epoch_that_would_overrun():
+    import time
+
+    import keras
+    import numpy as np
+
+    from tftransfer.train.training import StopAtDeadline
+
+    class SlowEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.3)
+
+    def epochs_run(seconds_left):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        history = model.fit(np.zeros((8, 2)), np.zeros((8, 1)), epochs=5, verbose=0,
+                            callbacks=[SlowEpochs(), StopAtDeadline(time.time() + seconds_left)])
+        return len(history.epoch)
+    assert epochs_run(0.5) == 1        # a second 0.3 s epoch would end after 0.5 s
+    assert epochs_run(60) == 5

@@ -223,7 +223,8 @@ class StopAtDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
         self.slowest = max(self.slowest, now - self.epoch_start)
-        if now + self.slowest > self.deadline:
+        last = epoch + 1 >= self.params.get("epochs", 0)
+        if not last and now + self.slowest > self.deadline:
             logging.warning("Stopping after epoch %d: another would overrun the time budget",
                             epoch + 1)
             self.model.stop_training = True
