@@ -39,6 +39,8 @@ def _run(folder: str, handle: str, budget: str, extra: list[str]) -> tuple[float
     start = time.perf_counter()
     finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    if finished.returncode == 2:  # a one-line error, e.g. a budget too small: reported
+        return seconds, {"error": finished.stderr.strip().splitlines()[-1]}
     if finished.returncode != 0:
         sys.exit(f"--time_budget={budget} failed ({finished.returncode}):\n"
                  f"{finished.stderr[-3000:]}")
@@ -61,6 +63,10 @@ def main() -> None:
     for budget in budgets:
         seconds, metrics = _run(folder, handle, budget, extra)
         ratio = seconds / budget_lib.parse_duration(budget)
+        if "error" in metrics:
+            print(f"budget {budget}: exit 2 after {seconds:.0f} s: {metrics['error']}")
+            ratios.append(ratio)
+            continue
         account = metrics["budget"]
         print(f"budget {budget}: wall {seconds:.0f} s, ratio {ratio:.2f}; "
               f"{account['plan']['trials']} trials planned, "
