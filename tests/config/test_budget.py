@@ -66,10 +66,10 @@ def test_a_budget_below_one_epoch_names_the_smallest_that_fits():
                         cache_frozen=False)
 
 
-def test_final_epochs_fill_the_time_left_within_twice_the_configured_epochs():
+def test_final_epochs_fill_the_time_left_within_thrice_the_configured_epochs():
     epoch = budget_lib.epoch_seconds(TIMES, WORK, -1)
     assert budget_lib.final_epochs(5 + 3.5 * epoch, TIMES, WORK, -1, 5) == 3
-    assert budget_lib.final_epochs(1e6, TIMES, WORK, -1, 5) == 10
+    assert budget_lib.final_epochs(1e6, TIMES, WORK, -1, 5) == 15
     assert budget_lib.final_epochs(1.0, TIMES, WORK, -1, 5) == 1
 
 

@@ -30,7 +30,7 @@ def test_trials_slower_than_estimated_scale_the_final_training_down(tmp_path, ti
     estimate = budget_lib.trial_seconds(TIMES, WORK, 2, plan.search_fraction, False)
     assert planning._slowdown(run, [_trial(2, 2 * estimate)]) == pytest.approx(2.0)
     assert planning._slowdown(run, []) == 1.0
-    assert planning._slowdown(run, [_trial(2, 100 * estimate)]) == planning.MAX_SLOWDOWN
+    assert planning._slowdown(run, [_trial(2, 100 * estimate)]) == budget_lib.MAX_SLOWDOWN
     cfg = make_config(tmp_path / "o", dataset=color_folder, hub_handle=tiny_hub_dir,
                       fine_tune_depth=2, epochs=6, head_epochs=1)
     as_estimated = planning.final_config(run, cfg, [_trial(2, estimate)]).train.epochs

@@ -23,7 +23,10 @@ TARGET_TRIALS = 8           # a search smaller data fractions buy first
 MIN_TRIALS = 3              # fewer than this and the search is not worth its time
 MIN_TRIAL_EXAMPLES = 1000   # the smallest training subset a trial ranks on
 MAX_TRIALS = 60
-MAX_EPOCH_FACTOR = 2        # the final training runs at most this many times --epochs
+MAX_EPOCH_FACTOR = 3        # the final training runs at most this many times --epochs
+# Bounds on how much slower (or faster) real trials may run than their estimate, when
+# the search and the final training are re-sized with it.
+MIN_SLOWDOWN, MAX_SLOWDOWN = 0.7, 3.0
 
 
 class BudgetTooSmall(UserError):

@@ -112,10 +112,7 @@ def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
     if not pairs:
         return 1.0
     ratio = sum(actual for actual, _ in pairs) / sum(estimate for _, estimate in pairs)
-    return min(max(ratio, MIN_SLOWDOWN), MAX_SLOWDOWN)
-
-
-MIN_SLOWDOWN, MAX_SLOWDOWN = 0.7, 3.0
+    return min(max(ratio, budget_lib.MIN_SLOWDOWN), budget_lib.MAX_SLOWDOWN)
 
 
 def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):

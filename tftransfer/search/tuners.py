@@ -18,6 +18,7 @@ from absl import logging
 
 from tftransfer import private_api
 from tftransfer.config import cluster
+from tftransfer.config.budget import MAX_SLOWDOWN, MIN_SLOWDOWN
 from tftransfer.outputs import files as atomic, run_folder
 
 
@@ -44,26 +45,34 @@ class _AtomicStateFiles:
 
 class _Deadline:
     """Oracle mixin: with a `deadline` (time.time()), no trial starts that would end after
-    it. A trial is expected to last the plan's estimate, or the mean time between the
-    trials handed out so far when that is longer (trials cost more than their measured
-    steps: checkpoints, summaries, a trace per phase). On a distributed search the chief's
+    it. A trial is expected to last the mean time between the trials handed out so far
+    (trials cost more than their measured steps: checkpoints, summaries, a trace per phase;
+    or less), else the plan's estimate. `holdback_trials` trials' time is kept back (for a
+    second seed of the starting point), and trials s× slower than planned move the end
+    earlier by (s - 1)× the final training's secured seconds, as that training will be
+    slower by as much (later, when they are faster). On a distributed search the chief's
     oracle decides, and each tuner worker stops when it is refused a trial."""
 
     deadline: float | None = None
     trial_seconds: float = 0.0
-    # Seconds the plan secured for the final training after the search: when trials run
-    # slower than estimated, so will it, and the search ends that much earlier.
     secured_seconds: float = 0.0
+    holdback_trials: int = 0
     _handed_out: list | None = None
 
     def expected_trial_seconds(self) -> float:
         starts = self._handed_out or []
         gaps = [b - a for a, b in zip(starts, starts[1:])]
-        return max(self.trial_seconds, sum(gaps) / len(gaps) if gaps else 0.0)
+        if not gaps:
+            return self.trial_seconds
+        return max(sum(gaps) / len(gaps), MIN_SLOWDOWN * self.trial_seconds)
+
+    def slowdown(self) -> float:
+        ratio = self.expected_trial_seconds() / max(self.trial_seconds, 1e-9)
+        return min(max(ratio, MIN_SLOWDOWN), MAX_SLOWDOWN)
 
     def effective_deadline(self) -> float:
-        slowdown = self.expected_trial_seconds() / max(self.trial_seconds, 1e-9)
-        return self.deadline - self.secured_seconds * (slowdown - 1)
+        return (self.deadline - self.holdback_trials * self.expected_trial_seconds()
+                - self.secured_seconds * (self.slowdown() - 1))
 
     def populate_space(self, trial_id):
         if self.deadline is not None:
@@ -170,6 +179,7 @@ def make_oracle(cfg, objective: str, deadline: float | None = None,
         max_consecutive_failed_trials=cfg.search.max_failed_trials, **budget)
     oracle.deadline, oracle.trial_seconds = deadline, trial_seconds
     oracle.secured_seconds = secured_seconds
+    oracle.holdback_trials = 0 if deadline is None else 1  # a second seed of the start
     return oracle
 
 

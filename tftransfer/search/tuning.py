@@ -287,7 +287,9 @@ def _do_no_harm(tuner, strategy, trials: list[dict], best: dict, validation_exam
         return None
     scores = (start["score"],)
     if (selection.needs_second_seed(best["score"], start["score"])
-            and (budget is None or time.time() + budget.trial_seconds <= budget.deadline)):
+            and (budget is None or time.time() + getattr(
+                tuner.oracle, "expected_trial_seconds", lambda: budget.trial_seconds)()
+                 <= budget.deadline)):
         scores += (_score_again(tuner, strategy, start),)
     decision = selection.decide(best["score"], scores, validation_examples)
     logging.info("%s", decision.describe())
@@ -311,8 +313,7 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
     hypermodel = TransferHyperModel(cfg, space, search_data, width, module)
-    # The oracle keeps one trial's time back for a second seed of the starting point.
-    deadline = None if budget is None else budget.deadline - budget.trial_seconds
+    deadline = None if budget is None else budget.deadline
     tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
                               0.0 if budget is None else budget.trial_seconds,
                               0.0 if budget is None else budget.secured_seconds)
