@@ -12,7 +12,7 @@ accuracy of each; the ratio printed last is tftransfer's / AutoKeras's (the aim:
 
 FOLDER is made from the offline Fashion-MNIST (benchmarks/_folders.py): `fashion` (10
 classes, 28 px grey, --per_class training images each) by default, or `coarse` (4 class
-groups at 64 px RGB). --quick: a 60 s budget on a small folder at 32 px.
+groups at 64 px RGB). --quick: a 120 s budget on a small folder at 32 px.
 
     python3 benchmarks/peers.py [--quick] [--kind=fashion|coarse] [--per_class=100]
         [--budget=3m]
@@ -113,7 +113,7 @@ def main() -> None:
     handle = assets.build_all()["hub_handle"]
     budget, per_class, extra, size = args.budget, args.per_class, [], None
     if args.quick:
-        budget, per_class, extra, size = "60s", 20, ["--image_size=32"], 32
+        budget, per_class, extra, size = "120s", 20, ["--image_size=32"], 32
     folder = _folders.make(args.kind, _common.scratch_dir("folder"), per_class)
     seconds, ours = _tftransfer(folder, handle, budget, extra)
     print(f"tftransfer --time_budget={budget}: test accuracy {ours * 100:.1f} % in "
