@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +52,30 @@ def real_config(**flags):
     values = {"dataset": "fashion_mnist", "data_dir": assets.tfds_dir(), "hub_handle": handle,
               "test_split": "", "augment": False, "output_dir": scratch_dir("run"), **flags}
     return validate(config_lib.from_flat(values))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tftransfer(name: str, flags: list[str], tolerate_user_error: bool = False
+                   ) -> tuple[float, dict]:
+    """`python -m tftransfer.run FLAGS` from this checkout into a fresh scratch output dir:
+    (wall seconds, its metrics.json). A failure ends the script, except a one-line user
+    error (exit 2) when `tolerate_user_error`: then the metrics are {"error": that line}."""
+    output_dir = scratch_dir(name)
+    command = [sys.executable, "-m", "tftransfer.run", *flags, f"--output_dir={output_dir}"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        ROOT, os.environ.get("PYTHONPATH")])))
+    start = time.perf_counter()
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if finished.returncode == 2 and tolerate_user_error:
+        return seconds, {"error": finished.stderr.strip().splitlines()[-1]}
+    if finished.returncode != 0:
+        sys.exit(f"{' '.join(flags)} failed ({finished.returncode}):\n"
+                 f"{finished.stderr[-3000:]}")
+    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
+        return seconds, json.load(f)
 
 
 def in_memory_batches(pipeline):

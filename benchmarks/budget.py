@@ -13,39 +13,12 @@ budget at 32 px on a smaller folder.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-
 import _common
 import _folders
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _add_arguments(parser) -> None:
     parser.add_argument("--budgets", default="2m,5m,10m")
-
-
-def _run(folder: str, handle: str, budget: str, extra: list[str]) -> tuple[float, dict]:
-    output_dir = _common.scratch_dir("budget")
-    command = [sys.executable, "-m", "tftransfer.run", f"--dataset={folder}",
-               f"--hub_handle={handle}", f"--time_budget={budget}",
-               f"--output_dir={output_dir}", *extra]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-        ROOT, os.environ.get("PYTHONPATH")])))
-    start = time.perf_counter()
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if finished.returncode == 2:  # a one-line error, e.g. a budget too small: reported
-        return seconds, {"error": finished.stderr.strip().splitlines()[-1]}
-    if finished.returncode != 0:
-        sys.exit(f"--time_budget={budget} failed ({finished.returncode}):\n"
-                 f"{finished.stderr[-3000:]}")
-    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
-        return seconds, json.load(f)
 
 
 def main() -> None:
@@ -61,7 +34,9 @@ def main() -> None:
     folder = _folders.make("coarse", _common.scratch_dir("folder"), per_class)
     ratios = []
     for budget in budgets:
-        seconds, metrics = _run(folder, handle, budget, extra)
+        seconds, metrics = _common.run_tftransfer(
+            "budget", [f"--dataset={folder}", f"--hub_handle={handle}",
+                       f"--time_budget={budget}", *extra], tolerate_user_error=True)
         ratio = seconds / budget_lib.parse_duration(budget)
         if "error" in metrics:
             print(f"budget {budget}: exit 2 after {seconds:.0f} s: {metrics['error']}")

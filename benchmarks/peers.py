@@ -19,38 +19,17 @@ groups at 64 px RGB). --quick: a 120 s budget on a small folder at 32 px.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 
 import _common
 import _folders
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _add_arguments(parser) -> None:
     parser.add_argument("--kind", default="fashion", choices=("fashion", "coarse"))
     parser.add_argument("--per_class", type=int, default=100)
     parser.add_argument("--budget", default="3m")
-
-
-def _tftransfer(folder: str, handle: str, budget: str, extra: list[str]) -> tuple[float, float]:
-    output_dir = _common.scratch_dir("tftransfer")
-    command = [sys.executable, "-m", "tftransfer.run", f"--dataset={folder}",
-               f"--hub_handle={handle}", f"--time_budget={budget}",
-               f"--output_dir={output_dir}", *extra]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-        ROOT, os.environ.get("PYTHONPATH")])))
-    start = time.perf_counter()
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if finished.returncode != 0:
-        sys.exit(f"tftransfer failed ({finished.returncode}):\n{finished.stderr[-3000:]}")
-    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
-        return seconds, json.load(f)["test"]["accuracy"]
 
 
 def _images(folder: str, split: str, size: int | None):
@@ -115,7 +94,9 @@ def main() -> None:
     if args.quick:
         budget, per_class, extra, size = "120s", 20, ["--image_size=32"], 32
     folder = _folders.make(args.kind, _common.scratch_dir("folder"), per_class)
-    seconds, ours = _tftransfer(folder, handle, budget, extra)
+    seconds, metrics = _common.run_tftransfer("tftransfer", [
+        f"--dataset={folder}", f"--hub_handle={handle}", f"--time_budget={budget}", *extra])
+    ours = metrics["test"]["accuracy"]
     print(f"tftransfer --time_budget={budget}: test accuracy {ours * 100:.1f} % in "
           f"{seconds:.0f} s", flush=True)
     start = time.perf_counter()

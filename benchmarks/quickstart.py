@@ -13,35 +13,12 @@ hundred images at 32 px, a 120 s budget) for a smoke run.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-
 import _common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET_SECONDS = 20 * 60
 QUICK_FLAGS = ["--train_split=train[:1024]", "--validation_split=train[-256:]",
                "--test_split=test[:256]", "--image_size=32", "--time_budget=120s"]
 SIDES = {"searched": [], "unsearched": ["--search=none"]}
-
-
-def _run(extra: list[str]) -> tuple[float, dict]:
-    output_dir = _common.scratch_dir("quickstart")
-    command = [sys.executable, "-m", "tftransfer.run",
-               "--flagfile=experiments/quickstart.flags", f"--output_dir={output_dir}", *extra]
-    print("command:", " ".join(command[1:]), flush=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-        ROOT, os.environ.get("PYTHONPATH")])))
-    start = time.perf_counter()
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if finished.returncode != 0:
-        sys.exit(f"the run failed ({finished.returncode}):\n{finished.stderr[-3000:]}")
-    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
-        return seconds, json.load(f)
 
 
 def main() -> None:
@@ -53,7 +30,10 @@ def main() -> None:
     budget = 120 if args.quick else BUDGET_SECONDS
     results = {}
     for side, extra in SIDES.items():
-        seconds, metrics = _run([*extra, *(QUICK_FLAGS if args.quick else [])])
+        flags = ["--flagfile=experiments/quickstart.flags", *extra,
+                 *(QUICK_FLAGS if args.quick else [])]
+        print("command: -m tftransfer.run", " ".join(flags), flush=True)
+        seconds, metrics = _common.run_tftransfer("quickstart", flags)
         accuracy = metrics["test"]["accuracy"]
         plan = metrics.get("budget", {}).get("plan", {})
         print(f"{side}: wall {seconds / 60:.1f} min ({seconds / budget:.2f} of the budget); "
