@@ -126,3 +126,44 @@ def test_head_epochs_are_charged_as_frozen_ones():
                                start_epochs=4, depths=None, cache_frozen=False,
                                start_head_epochs=1)
     assert plan.start_epochs == 4
+
+
+def test_other_resolutions_scale_the_backbone_s_steps_by_pixels():
+    scale = budget_lib.scale_by_pixels({224: 1.0, 32: 0.1}, (224, 32, 64, 128))
+    assert scale[224] == 1.0 and scale[32] == 0.1
+    assert scale[128] == pytest.approx(0.1 + (128**2 - 32**2) / (224**2 - 32**2) * 0.9)
+    times = StepTimes(**{**TIMES.__dict__, "input": 0.02, "scale": scale})
+    small = budget_lib.at_size(times, 32)
+    assert small.train == {d: pytest.approx(t * 0.1) for d, t in TIMES.train.items()}
+    assert (small.forward, small.input) == pytest.approx((0.005, 0.002))
+    assert (small.head, small.setup) == (times.head, times.setup)
+    assert budget_lib.at_size(times, 224) == times == budget_lib.at_size(times, None)
+    saved = budget_lib.times_to_dict(times)
+    assert budget_lib.times_from_dict(saved) == times
+
+
+def test_cheap_resolutions_buy_more_trials():
+    scale = {224: 1.0, 32: 0.05, 64: 0.1, 128: 0.4}
+    times = StepTimes(**{**TIMES.__dict__, "scale": scale})
+    args = (600, 30, times, WORK, 4, 3, (0, 4, 8, -1), False)
+    one = budget_lib.plan_run(*args)
+    searched = budget_lib.plan_run(*args, sizes=(224, 32, 64, 128))
+    assert searched.final == one.final    # the start is secured at its own size
+    assert searched.trial_seconds < one.trial_seconds
+    assert searched.trials > one.trials or searched.search_fraction > one.search_fraction
+
+
+def test_the_start_trains_at_the_largest_size_whose_epochs_fit_half_the_time_left():
+    times = StepTimes(**{**TIMES.__dict__, "scale": {224: 1.0, 32: 0.05, 64: 0.1, 128: 0.4}})
+    sizes = (224, 32, 64, 128)
+    roomy = budget_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False, sizes=sizes)
+    assert roomy.image_size == 224
+    tight = budget_lib.plan_run(150, 30, times, WORK, 4, 3, (0, 4), False, sizes=sizes)
+    assert tight.trials and tight.image_size in (32, 64, 128) and tight.start_epochs == 3
+    available = (150 - 30) * (1 - budget_lib.SAFETY) - tight.reserve
+    assert tight.final <= budget_lib.START_SHARE * available
+    # Without a search the start may take all of the time: a larger size.
+    alone = budget_lib.plan_run(150, 30, times, WORK, 4, 3, None, False, sizes=sizes)
+    assert alone.trials == 0 and alone.image_size > tight.image_size
+    assert budget_lib.start_image_size(1.0, times, WORK, 4, 3, 0, sizes) == 32  # none fits
+    assert budget_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False).image_size is None

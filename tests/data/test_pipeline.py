@@ -227,3 +227,33 @@ def test_a_searched_config_gets_a_new_bundle_and_leaves_the_loaded_one_alone(col
     labels = np.concatenate([y for _, y in searched.train.as_numpy_iterator()])
     assert sorted(labels.tolist()) == sorted(
         np.concatenate([y for _, y in bundle.train.as_numpy_iterator()]).tolist())
+
+
+def test_an_open_image_size_measures_the_data_s_own_and_resizes_to_native(color_folder):
+    bundle = data_lib.load_data(_cfg(color_folder, image_size=0), 0, "")
+    assert bundle.own_size == 44 and bundle.image_size == data_lib.NATIVE_IMAGE_SIZE
+    images, _ = next(iter(bundle.validation))
+    assert images.shape[1:] == (224, 224, 3)
+    fixed = data_lib.load_data(_cfg(color_folder), 0, "")
+    assert fixed.own_size is None and fixed.image_size == 16
+
+
+def test_another_size_resizes_the_same_examples(color_folder):
+    bundle = data_lib.load_data(_cfg(color_folder, image_size=0), 0, "")
+    small = data_lib.at_image_size(bundle, _cfg(color_folder, image_size=32), 0, "")
+    assert small.image_size == 32 and small.own_size == 44
+    assert (small.sizes, small.fingerprint, small.class_counts) == (
+        bundle.sizes, bundle.fingerprint, bundle.class_counts)
+    images, labels = next(iter(small.validation))
+    _, same_labels = next(iter(bundle.validation))
+    assert images.shape[1:] == (32, 32, 3)
+    np.testing.assert_array_equal(labels, same_labels)
+    assert data_lib.at_image_size(bundle, _cfg(color_folder, image_size=224), 0, "").validation \
+        is bundle.validation   # the same size: only the training split is reshaped
+
+
+def test_the_own_size_of_a_tfds_dataset_is_its_declared_shape(fashion_mnist_dir):
+    bundle = data_lib.load_data(_cfg("fashion_mnist", data_dir=fashion_mnist_dir, image_size=0,
+                                     train_split="train[:64]", test_split="test[:16]",
+                                     cache="none"), 0, "")
+    assert bundle.own_size == 28

@@ -16,7 +16,7 @@ def _run(folder):
     plan = budget_lib.plan_run(1200, 0, TIMES, WORK, start_depth=2, start_epochs=4,
                                depths=(0, 2, -1), cache_frozen=False, start_head_epochs=1)
     ledger = Ledger(str(folder), 200, clock=lambda: 1000.0)  # 200 s left after the search
-    return planning.BudgetedRun(ledger, plan, TIMES, WORK, True, False, None, None), plan
+    return planning.BudgetedRun(None, ledger, plan, TIMES, WORK, True, False, None, None), plan
 
 
 def _trial(depth, seconds):

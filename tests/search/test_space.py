@@ -11,10 +11,38 @@ def test_default_space_follows_the_prior_and_flags():
     space = ss.default_space(prior(500, 3), augment=False, batch_size=32)
     assert space["fine_tune_depth"] == ss.Choice((0, 1, 2, -1))  # small data may still fine-tune all
     assert space["augment"] == ss.Fixed(False) and space["batch_size"] == ss.Fixed(32)
-    assert set(space) == set(ss.SEARCHABLE) | {ss.SGD_LEARNING_RATE}
+    assert set(space) == set(ss.SEARCHABLE) - {"image_size"} | {ss.SGD_LEARNING_RATE}
     adam, sgd = space["learning_rate"], space[ss.SGD_LEARNING_RATE]
     assert (sgd.min, sgd.max) == pytest.approx((adam.min * ss.SGD_LR_SCALE,
                                                 adam.max * ss.SGD_LR_SCALE))
+
+
+@pytest.mark.parametrize("own, native, sizes", [
+    (28, 224, (224, 32, 64, 128)),   # small images: their own size, doubling, and native
+    (8, 224, (224, 32, 64, 128)),    # never below SMALLEST_IMAGE_SIZE
+    (100, 224, (224, 128)),          # rounded up to a multiple of 32
+    (64, 224, (224, 64, 128)),
+    (200, 224, (224,)),              # near or above native: nothing else to try
+    (640, 224, (224,)),
+    (28, 96, (96, 32, 64)),
+])
+def test_resolutions_start_native_then_go_up_from_the_data_s_own_size(own, native, sizes):
+    assert ss.resolutions(own, native) == sizes
+
+
+def test_the_resolution_is_searched_only_with_more_than_one_size():
+    assert "image_size" not in ss.default_space(prior(500, 3), False, 32, (224,))
+    space = ss.build_space(prior(500, 3), False, 32, {}, (224, 32, 64))
+    assert space["image_size"] == ss.Choice((224, 32, 64))
+    assert ss.start_at_flags(space, {"image_size": 224})["image_size"].values[0] == 224
+
+
+@pytest.mark.parametrize("bad", [[32, 4.5], [4], "x"])
+def test_image_size_overrides_must_be_pixels(tmp_path, bad):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"image_size": bad}))
+    with pytest.raises(ConfigError, match="image_size values"):
+        ss.load_overrides(str(path))
 
 
 @pytest.mark.parametrize("overrides, learning_rates", [

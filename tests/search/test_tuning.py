@@ -74,6 +74,24 @@ def test_frozen_trials_reuse_cached_features(tmp_path, tiny_hub_dir, color_folde
     assert [t["status"] for t in saved["trials"]] == ["COMPLETED"] * 4
 
 
+def test_trials_at_other_resolutions_train_on_their_own_inputs(tmp_path, tiny_hub_dir,
+                                                                color_folder, monkeypatch):
+    loads = _Counter(monkeypatch, backbone_lib, "load_module")
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=6,
+                         space={"fine_tune_depth": [0, 1], "image_size": [24, 16]})
+    strategy = distribute.make_strategy("auto", cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    result = search.run_search(cfg, data, strategy)
+    sizes = {t["hyperparameters"]["image_size"] for t in result.trials
+             if t["status"] == "COMPLETED"}
+    assert sizes == {24, 16}
+    assert len(os.listdir(os.path.join(cfg.output_dir, "features"))) == 4  # per split and size
+    # One load extracts the run's own size; another the second size; one serves all trials.
+    assert loads.calls == 3
+    final = search.apply_values(cfg, result.best_values)
+    assert final.data.image_size == result.best_values["image_size"]
+
+
 @pytest.mark.e2e  # interrupted like a kill, then resumed
 def test_resume_repeats_no_finished_trial(tmp_path, tiny_hub_dir, color_folder, monkeypatch):
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,

@@ -83,8 +83,9 @@ def _search(cfg, data, strategy, search_budget=None):
     if cluster.is_tuner_worker():
         return None
     final_cfg = search.apply_values(cfg, found.best_values)
-    final_data = data_lib.with_train_split(data, final_cfg.data, final_cfg.seed,
-                                           strategy.num_replicas_in_sync)
+    final_data = data_lib.at_image_size(data, final_cfg.data, final_cfg.seed,
+                                        os.path.join(cfg.output_dir, run_folder.CACHE),
+                                        strategy.num_replicas_in_sync)
     # The final training must not depend on how many trials ran in this process (a
     # resumed search runs fewer).
     keras.utils.set_random_seed(final_cfg.seed)
@@ -116,7 +117,14 @@ def _load_and_search(cfg, strategy, ledger=None):
                               strategy.num_replicas_in_sync)
     atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
                       "".join(f"{name}\n" for name in data.class_names))
+    # --image_size=0 becomes the size the data was resized to; a search may change it.
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
+                                                            image_size=data.image_size))
     budgeted = _plan(cfg, data, strategy, ledger)
+    if budgeted is not None and budgeted.cfg.data.image_size != cfg.data.image_size:
+        cfg = budgeted.cfg
+        data = data_lib.at_image_size(data, cfg.data, cfg.seed, os.path.join(
+            cfg.output_dir, run_folder.CACHE), strategy.num_replicas_in_sync)
     if budgeted is not None and not budgeted.searching:
         return cfg, data, None, budgeted
     if cfg.search.search == "none":
@@ -213,8 +221,8 @@ def _sized_to_budget(budgeted, cfg, found):
         return cfg, None
     from tftransfer.search import planning
 
-    return (planning.final_config(budgeted, cfg, None if found is None else found.trials),
-            planning.training_deadline(budgeted))
+    final_cfg = planning.final_config(budgeted, cfg, None if found is None else found.trials)
+    return final_cfg, planning.training_deadline(budgeted, final_cfg)
 
 
 def _budget_block(budgeted, final_cfg) -> dict:

@@ -24,6 +24,10 @@ MIN_TRIALS = 3              # fewer than this and the search is not worth its ti
 MIN_TRIAL_EXAMPLES = 1000   # the smallest training subset a trial ranks on
 MAX_TRIALS = 60
 MAX_EPOCH_FACTOR = 3        # the final training runs at most this many times --epochs
+# With the resolution searched, the starting point trains at the largest size whose
+# --epochs fit in this share of the time left (else the smallest): securing a 224-px start
+# for small images would leave a small budget no search and few epochs.
+START_SHARE = 0.5
 # Bounds on how much slower (or faster) real trials may run than their estimate, when
 # the search and the final training are re-sized with it.
 MIN_SLOWDOWN, MAX_SLOWDOWN = 0.7, 3.0
@@ -62,6 +66,36 @@ class StepTimes:
     # Reading, decoding and augmenting one training batch: on a few cores it competes with
     # the steps for the same CPUs, so an epoch on images is charged both.
     input: float = 0.0
+    # Other resolutions a search tries: {image size: its steps' time / the measured ones'}.
+    scale: dict[int, float] = dataclasses.field(default_factory=dict)
+
+
+def at_size(times: StepTimes, image_size: int | None) -> StepTimes:
+    """The step times at another searched resolution: the backbone's steps and the input
+    pipeline's (resizing and augmenting work on pixels) scaled; a head on features and
+    building a model taken as they are."""
+    factor = times.scale.get(image_size, 1.0) if image_size is not None else 1.0
+    if factor == 1.0:
+        return times
+    return dataclasses.replace(times, forward=times.forward * factor,
+                               input=times.input * factor,
+                               train={d: t * factor for d, t in times.train.items()})
+
+
+def scale_by_pixels(measured: dict[int, float], sizes) -> dict[int, float]:
+    """Each size's step-time factor, from those `measured` (the run's own size at 1.0
+    among them): linear in pixels between the nearest measured sizes."""
+    known = sorted((size * size, factor) for size, factor in measured.items())
+    return {size: _interpolate(known, size * size) for size in sizes}
+
+
+def _interpolate(known: list[tuple[float, float]], x: float) -> float:
+    """y at x, linear between the nearest of the sorted (x, y) points `known`; the end
+    points' y beyond them."""
+    below = max((k for k in known if k[0] <= x), default=known[0])
+    above = min((k for k in known if k[0] >= x), default=known[-1])
+    share = 0.0 if above[0] == below[0] else (x - below[0]) / (above[0] - below[0])
+    return below[1] + share * (above[1] - below[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +122,11 @@ def epoch_seconds(times: StepTimes, work: Workload, depth: int, fraction: float 
 
 def evaluation_seconds(times: StepTimes, work: Workload) -> float:
     return EVALUATION_PASSES * times.forward * work.batches(work.validation + work.test)
+
+
+def reserve_seconds(times: StepTimes, work: Workload) -> float:
+    """Evaluation and export, after the final training."""
+    return evaluation_seconds(times, work) + EXPORT_SECONDS
 
 
 def training_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
@@ -143,6 +182,7 @@ class Plan:
     trial_seconds: float            # a trial's estimated seconds, on average
     why: str
     depths: tuple[int, ...] | None = None   # the fine-tune depths the search may afford
+    image_size: int | None = None           # the starting point's, when sizes are searched
 
     def to_dict(self) -> dict:
         # Rounded for reading, finely enough that a resumed run follows the same plan.
@@ -158,29 +198,34 @@ def _smallest_budget(spent: float, reserve: float, cheapest_epoch: float) -> flo
     return spent + (reserve + cheapest_epoch) / (1 - SAFETY)
 
 
-def _mean_trial(times, work, depths, fraction, cache_frozen) -> float:
-    costs = [trial_seconds(times, work, d, fraction, cache_frozen and d == 0) for d in depths]
+def _mean_trial(times, work, depths, fraction, cache_frozen, sizes=()) -> float:
+    """A random trial's expected seconds: the depths and resolutions drawn independently."""
+    costs = [trial_seconds(at_size(times, s), work, d, fraction, cache_frozen and d == 0)
+             for d in depths for s in (sizes or (None,))]
     return sum(costs) / len(costs)
 
 
-def _search_fraction(times, work, depths, cache_frozen, seconds: float) -> float:
+def _search_fraction(times, work, depths, cache_frozen, seconds: float, sizes=()) -> float:
     """The largest data fraction (down to MIN_TRIAL_EXAMPLES) that buys TARGET_TRIALS."""
     smallest = min(1.0, MIN_TRIAL_EXAMPLES / max(work.train, 1))
     fraction = 1.0
     while (fraction > smallest and TARGET_TRIALS
-           * _mean_trial(times, work, depths, fraction, cache_frozen) > seconds):
+           * _mean_trial(times, work, depths, fraction, cache_frozen, sizes) > seconds):
         fraction = max(smallest, fraction / 2)
     return fraction
 
 
 def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
              start_depth: int, start_epochs: int, depths: tuple[int, ...] | None,
-             cache_frozen: bool, start_head_epochs: int = 0) -> Plan:
+             cache_frozen: bool, start_head_epochs: int = 0, sizes: tuple[int, ...] = ()
+             ) -> Plan:
     """The plan for what is left of `budget`; `depths`: the space's fine-tune depths, or
-    None without a search; `cache_frozen`: frozen trials may train on cached features."""
-    reserve = evaluation_seconds(times, work) + EXPORT_SECONDS
+    None without a search; `cache_frozen`: frozen trials may train on cached features;
+    `sizes`: the resolutions the search tries (none: only the run's own)."""
+    reserve = reserve_seconds(times, work)
     available = _available(budget, spent, reserve)
-    cheapest = min(epoch_seconds(times, work, d) for d in (depths or ()) + (start_depth,))
+    cheapest = min(epoch_seconds(at_size(times, s), work, d)
+                   for d in (depths or ()) + (start_depth,) for s in sizes or (None,))
     if available < times.setup + cheapest:
         need = _smallest_budget(spent, reserve, times.setup + cheapest)
         raise BudgetTooSmall(
@@ -188,34 +233,79 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
             f"({format_duration(spent)} spent before training, about "
             f"{format_duration(reserve + times.setup + cheapest)} for one epoch, evaluation "
             f"and export); the smallest budget that fits is about {format_duration(need)}")
-    epochs = _epochs_within(available, times, work, start_depth, start_head_epochs,
-                            start_epochs)
-    final = final_seconds(times, work, start_depth, epochs, start_head_epochs)
-    no_search = dict(budget=budget, spent=spent, reserve=reserve, search=0.0, trials=0,
-                     search_fraction=1.0, trial_epochs=TRIAL_EPOCHS, start_epochs=epochs,
-                     trial_seconds=0.0)
-    if depths is None:
-        return Plan(**no_search, final=available, why="no search asked for")
-    search = available - final
+    start = _Start(times, work, start_depth, start_epochs, start_head_epochs, sizes)
+    common = dict(budget=budget, spent=spent, reserve=reserve, trial_epochs=TRIAL_EPOCHS)
+    if depths is not None:
+        size, epochs, final = start.within(START_SHARE * available if sizes else available)
+        searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
+                                available - final)
+        if searched is not None:
+            return Plan(**common, **searched, final=final, start_epochs=epochs,
+                        image_size=size)
+        why = (f"the budget left after training the starting point holds fewer than "
+               f"{MIN_TRIALS} trials")
+    else:
+        why = "no search asked for"
+    size, epochs, _ = start.within(available)
+    return Plan(**common, final=available, search=0.0, trials=0, search_fraction=1.0,
+                start_epochs=epochs, trial_seconds=0.0, why=why, image_size=size)
+
+
+def _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
+                 search: float) -> dict | None:
+    """The search's part of the plan in `search` seconds, or None if it holds too few
+    trials even without the dearest depths."""
     for searched in _cheaper_first(times, work, depths, start_depth, cache_frozen):
-        fraction = _search_fraction(times, work, searched, cache_frozen, search)
-        extraction = (extraction_seconds(times, work, fraction)
+        fraction = _search_fraction(times, work, searched, cache_frozen, search, sizes)
+        extraction = (sum(extraction_seconds(at_size(times, s), work, fraction)
+                          for s in sizes or (None,))
                       if cache_frozen and 0 in searched else 0.0)
-        mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen)
+        mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen, sizes)
         trials = int((search - extraction) // mean_trial)
         if trials >= MIN_TRIALS:
             left_out = sorted(set(depths) - set(searched))
-            return Plan(budget=budget, spent=spent, reserve=reserve, final=final,
-                        search=search, trials=min(trials, MAX_TRIALS),
-                        search_fraction=fraction, trial_epochs=TRIAL_EPOCHS,
-                        start_epochs=epochs, trial_seconds=mean_trial,
-                        why=f"{epochs} epoch(s) of the starting point secured; the rest "
-                            f"searches" + (f", without the depths {left_out} it cannot "
-                                           f"afford" if left_out else ""),
+            return dict(search=search, trials=min(trials, MAX_TRIALS),
+                        search_fraction=fraction, trial_seconds=mean_trial,
+                        why="the starting point's training secured; the rest searches"
+                            + (f", without the depths {left_out} it cannot afford"
+                               if left_out else ""),
                         depths=tuple(searched))
-    return Plan(**no_search, final=available,
-                why=f"the budget left after training the starting point for {epochs} "
-                    f"epoch(s) holds fewer than {MIN_TRIALS} trials")
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """The starting point's final training: the run's own flags."""
+    times: StepTimes
+    work: Workload
+    depth: int
+    epochs: int
+    head_epochs: int
+    sizes: tuple[int, ...]      # the resolutions it may train at; none: the run's own
+
+    def within(self, seconds: float) -> tuple[int | None, int, float]:
+        """(its resolution, its epochs, their seconds) in `seconds`: the largest size whose
+        --epochs fit (else the smallest), then as many of the epochs as fit."""
+        size = start_image_size(seconds, self.times, self.work, self.depth, self.epochs,
+                                self.head_epochs, self.sizes)
+        times = at_size(self.times, size)
+        epochs = _epochs_within(seconds, times, self.work, self.depth, self.head_epochs,
+                                self.epochs)
+        return size, epochs, final_seconds(times, self.work, self.depth, epochs,
+                                           self.head_epochs)
+
+
+def start_image_size(seconds: float, times: StepTimes, work: Workload, depth: int,
+                     epochs: int, head_epochs: int, sizes: tuple[int, ...]) -> int | None:
+    """The starting point's resolution among the searched `sizes` (None: not searched):
+    the largest whose `epochs` fit in `seconds`, else the smallest."""
+    if not sizes:
+        return None
+
+    def fits(size):
+        return (final_seconds(at_size(times, size), work, depth, epochs, head_epochs)
+                <= seconds)
+    return max((s for s in sizes if fits(s)), default=min(sizes))
 
 
 def _cheaper_first(times, work, depths, start_depth, cache_frozen):
@@ -237,11 +327,13 @@ def plan_from_dict(saved: dict) -> Plan:
 
 
 def times_to_dict(times: StepTimes) -> dict:
-    return {**dataclasses.asdict(times), "train": {str(d): t for d, t in times.train.items()}}
+    return {**dataclasses.asdict(times), "train": {str(d): t for d, t in times.train.items()},
+            "scale": {str(s): f for s, f in times.scale.items()}}
 
 
 def times_from_dict(saved: dict) -> StepTimes:
-    return StepTimes(**{**saved, "train": {int(d): t for d, t in saved["train"].items()}})
+    return StepTimes(**{**saved, "train": {int(d): t for d, t in saved["train"].items()},
+                        "scale": {int(s): f for s, f in saved.get("scale", {}).items()}})
 
 
 def interpolate_depths(train: dict[int, float], depths, num_blocks: int) -> dict[int, float]:
@@ -251,16 +343,7 @@ def interpolate_depths(train: dict[int, float], depths, num_blocks: int) -> dict
     def blocks(depth):
         return num_blocks if depth == -1 else depth
     known = sorted((blocks(d), t) for d, t in train.items())
-    filled = dict(train)
-    for depth in depths:
-        if depth in filled:
-            continue
-        x = blocks(depth)
-        below = max((k for k in known if k[0] <= x), default=known[0])
-        above = min((k for k in known if k[0] >= x), default=known[-1])
-        share = 0.0 if above[0] == below[0] else (x - below[0]) / (above[0] - below[0])
-        filled[depth] = below[1] + share * (above[1] - below[1])
-    return filled
+    return {**{depth: _interpolate(known, blocks(depth)) for depth in depths}, **train}
 
 
 def final_epochs(seconds_left: float, times: StepTimes, work: Workload, depth: int,

@@ -26,6 +26,7 @@ AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
+NATIVE_IMAGE_SIZE = 224     # what --image_size=0 trains at without a search
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
 
 
@@ -54,7 +55,9 @@ class DataConfig:
     test_split: str = field("test", "TFDS split for the final test; empty: none.")
     validation_fraction: float = field(0.1, "Held-out fraction when no validation split.")
     test_fraction: float = field(0.1, "Held-out test fraction for unsplit folders.")
-    image_size: int = field(224, "Square input resolution fed to the backbone.")
+    image_size: int = field(
+        0, "Square input resolution fed to the backbone; 0: the backbone's native "
+           f"{NATIVE_IMAGE_SIZE}, and a search also tries sizes from the data's own upwards.")
     batch_size: int = field(32, "Global batch size (split across replicas).")
     augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(

@@ -47,7 +47,8 @@ def _check_data(cfg: RunConfig) -> None:
     _require(bool(d.dataset), "dataset", "is required (a TFDS name or a folder)")
     if not is_tfds_name(d.dataset):
         _require(os.path.isdir(d.dataset), "dataset", f"folder not found: {d.dataset}")
-    _require(8 <= d.image_size <= 4096, "image_size", "must be between 8 and 4096")
+    _require(d.image_size == 0 or 8 <= d.image_size <= 4096, "image_size",
+             "must be 0 (auto) or between 8 and 4096")
     _require(d.batch_size >= 1, "batch_size", "must be >= 1")
     _require(0 <= d.validation_fraction < 1, "validation_fraction", "must be in [0, 1)")
     _require(0 <= d.test_fraction < 1, "test_fraction", "must be in [0, 1)")

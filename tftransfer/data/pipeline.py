@@ -17,13 +17,14 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer.config.errors import DataError
-from tftransfer.config.run_config import DataConfig, is_tfds_name
+from tftransfer.config.run_config import NATIVE_IMAGE_SIZE, DataConfig, is_tfds_name
 from tftransfer.data import augment as augment_lib, folder_source, tfds_source
 from tftransfer.data.preprocess import to_rgb_resized, to_unit_float
 
 AUTOTUNE = tf.data.AUTOTUNE
 RESIZE_BATCH = 256             # images resized per call, when they are equal-sized
 RESIZE_BATCH_BYTES = 2**24     # ... and small enough for this many bytes of them
+OWN_SIZE_SAMPLE = 32           # training images whose sides give the data's own size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,11 @@ class DataBundle:
     skipped: dict[str, int]
     train_unbatched: tf.data.Dataset = None     # resized uint8, before shuffling/augmentation
     fingerprint: str = ""                       # identifies the examples in each split
+    image_size: int = NATIVE_IMAGE_SIZE         # the side every split is resized to
+    # The data's own image side (the median longer side of a sample), measured when
+    # --image_size=0 leaves the resolution open; None when the flag fixed it.
+    own_size: int | None = None
+    sources: dict | None = None                 # split -> Examples, for at_image_size
 
     @property
     def num_classes(self) -> int:
@@ -190,9 +196,44 @@ def count_labels(ds: tf.data.Dataset, num_classes: int) -> list[int]:
     return counts.tolist()
 
 
+def own_size(examples: Examples, seed: int) -> int:
+    """The median longer side of a seeded sample of the split's images."""
+    shape = examples.dataset.element_spec[0].shape
+    if not examples.from_files and shape[:2].is_fully_defined():
+        return int(max(shape[0], shape[1]))
+    sample = examples.dataset.shuffle(min(examples.size, 10000), seed=seed)
+    sample = sample.take(OWN_SIZE_SAMPLE).map(lambda image, _: image)
+    if examples.from_files:
+        sample = sample.map(folder_source.decode_file)
+    sides = [max(image.shape[0], image.shape[1]) for image in sample]
+    return int(np.median(sides)) if sides else NATIVE_IMAGE_SIZE
+
+
 def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
-    """Loads, splits, decodes and batches the data described by `cfg`."""
+    """Loads, splits, decodes and batches the data described by `cfg`; --image_size=0
+    resizes to NATIVE_IMAGE_SIZE and measures the data's own size."""
     class_names, examples, class_counts, skipped, fingerprint = _load_examples(cfg, seed)
+    own = own_size(examples["train"], seed) if cfg.image_size == 0 else None
+    if own is not None:
+        cfg = dataclasses.replace(cfg, image_size=NATIVE_IMAGE_SIZE)
+        logging.info("Data %s: images of about %d px; resized to %d px", cfg.dataset, own,
+                     cfg.image_size)
+    return _bundle(cfg, seed, cache_dir, replicas, class_names, examples, class_counts,
+                   skipped, fingerprint, own)
+
+
+def at_image_size(bundle: DataBundle, cfg: DataConfig, seed: int, cache_dir: str,
+                  replicas: int = 1) -> DataBundle:
+    """The same examples resized to `cfg.image_size` (a searched resolution), its training
+    split shaped by `cfg` and `seed` (decoded again only when the size differs)."""
+    if cfg.image_size == bundle.image_size:
+        return with_train_split(bundle, cfg, seed, replicas)
+    return _bundle(cfg, seed, cache_dir, replicas, bundle.class_names, bundle.sources,
+                   bundle.class_counts, bundle.skipped, bundle.fingerprint, bundle.own_size)
+
+
+def _bundle(cfg: DataConfig, seed: int, cache_dir: str, replicas: int, class_names,
+            examples: dict, class_counts, skipped, fingerprint: str, own) -> DataBundle:
     sizes = {s: e.size for s, e in examples.items() if e is not None}
     decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
                for s, e in examples.items() if e is not None}
@@ -208,4 +249,5 @@ def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> 
         if "validation" in decoded else None,
         test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,
         sizes=sizes, class_counts=class_counts, skipped=skipped,
-        train_unbatched=decoded["train"], fingerprint=fingerprint)
+        train_unbatched=decoded["train"], fingerprint=fingerprint,
+        image_size=cfg.image_size, own_size=own, sources=examples)

@@ -20,6 +20,7 @@ from tftransfer.search import space as search_space, step_times, tuning
 
 @dataclasses.dataclass(frozen=True)
 class BudgetedRun:
+    cfg: object                   # the run's config at the plan's starting resolution
     ledger: Ledger
     plan: budget_lib.Plan
     times: budget_lib.StepTimes
@@ -35,19 +36,28 @@ def _workload(cfg, data: data_lib.DataBundle) -> budget_lib.Workload:
                                data.sizes.get("test", 0), cfg.data.batch_size)
 
 
-def _search_depths(cfg, data) -> tuple[tuple[int, ...], bool]:
-    """The fine-tune depths the search may pick, and whether frozen trials may use
-    cached features."""
+@dataclasses.dataclass(frozen=True)
+class _Searched:
+    """What of the search space the plan costs."""
+    depths: tuple[int, ...] | None = None   # the fine-tune depths trials may pick
+    sizes: tuple[int, ...] = ()             # the resolutions, when searched
+    cache_frozen: bool = False              # frozen trials may train on cached features
+
+
+def _searched(cfg, data) -> _Searched:
     backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks)
-    return (tuple(search_space.values_of(space["fine_tune_depth"])),
-            tuning.may_use_cache(space))
+    _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks,
+                                 tuning.image_sizes(data))
+    sizes = space.get("image_size")
+    return _Searched(tuple(search_space.values_of(space["fine_tune_depth"])),
+                     tuple(sizes.values) if isinstance(sizes, search_space.Choice) else (),
+                     tuning.may_use_cache(space))
 
 
-def _measured(cfg, data, strategy, ledger: Ledger, depths) -> budget_lib.StepTimes:
+def _measured(cfg, data, strategy, ledger: Ledger, depths, sizes) -> budget_lib.StepTimes:
     if "step_times" in ledger.notes:
         return budget_lib.times_from_dict(ledger.notes["step_times"])
-    times = step_times.measure(cfg, data, depths, strategy)
+    times = step_times.measure(cfg, data, depths, strategy, sizes)
     ledger.note("step_times", budget_lib.times_to_dict(times))
     return times
 
@@ -66,9 +76,10 @@ def _search_config(cfg, plan: budget_lib.Plan):
 def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
     """Measures (or recalls) the step times and plans what is left of the budget."""
     searching = cfg.search.search != "none"
-    depths, cache_frozen = _search_depths(cfg, data) if searching else (None, False)
+    searched = _searched(cfg, data) if searching else _Searched()
+    depths, cache_frozen = searched.depths, searched.cache_frozen
     times = _measured(cfg, data, strategy, ledger,
-                      (depths or ()) + (cfg.backbone.fine_tune_depth,))
+                      (depths or ()) + (cfg.backbone.fine_tune_depth,), searched.sizes)
     work = _workload(cfg, data)
     ledger.end_stage("start-up")
     if "plan" in ledger.notes:
@@ -76,10 +87,16 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
     else:
         the_plan = budget_lib.plan_run(ledger.budget, ledger.spent(), times, work,
                                        cfg.backbone.fine_tune_depth, cfg.train.epochs,
-                                       depths, cache_frozen, cfg.train.head_epochs)
+                                       depths, cache_frozen, cfg.train.head_epochs,
+                                       searched.sizes)
         ledger.note("plan", the_plan.to_dict())
     logging.info("Time budget %s: %s", budget_lib.format_duration(ledger.budget),
                  describe(the_plan))
+    if the_plan.image_size not in (None, cfg.data.image_size):
+        logging.info("The starting point trains at %d px, not %d: the budget holds its "
+                     "epochs there", the_plan.image_size, cfg.data.image_size)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+            cfg.data, image_size=the_plan.image_size))
     searching = searching and the_plan.trials > 0
     search_budget = None
     if searching:
@@ -87,7 +104,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         deadline = ledger.deadline() - ledger.budget + the_plan.spent + the_plan.search
         search_budget = tuning.SearchBudget(deadline, the_plan.trial_seconds, the_plan.depths,
                                             the_plan.final)
-    return BudgetedRun(ledger, the_plan, times, work, searching, cache_frozen,
+    return BudgetedRun(cfg, ledger, the_plan, times, work, searching, cache_frozen,
                        _search_config(cfg, the_plan) if searching else cfg, search_budget)
 
 
@@ -95,19 +112,22 @@ def describe(plan: budget_lib.Plan) -> str:
     search = (f"search {plan.search:.0f} s for about {plan.trials} trials of "
               f"{plan.trial_epochs} epochs on {plan.search_fraction:.0%} of train"
               if plan.trials else f"no search ({plan.why})")
+    size = f" at {plan.image_size} px" if plan.image_size else ""
     return (f"{plan.spent:.0f} s spent; {search}; final training {plan.final:.0f} s "
-            f"({plan.start_epochs} epochs of the starting point); evaluation and export "
-            f"{plan.reserve:.0f} s")
+            f"({plan.start_epochs} epochs of the starting point{size}); evaluation and "
+            f"export {plan.reserve:.0f} s")
 
 
 def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
     """How much longer the search's trials took than estimated from the step times (1.0
     without trials), within [MIN_SLOWDOWN, MAX_SLOWDOWN]: the final training's epochs are
     sized with it, as steps measured in isolation miss what a real fit adds."""
-    pairs = [(t["seconds"], budget_lib.trial_seconds(
-                run.times, run.work, int(t["hyperparameters"].get("fine_tune_depth", 0)),
-                run.plan.search_fraction, run.cache_frozen
-                and not t["hyperparameters"].get("augment")))
+    def estimate(values: dict) -> float:
+        return budget_lib.trial_seconds(
+            budget_lib.at_size(run.times, values.get("image_size")), run.work,
+            int(values.get("fine_tune_depth", 0)), run.plan.search_fraction,
+            run.cache_frozen and not values.get("augment"))
+    pairs = [(t["seconds"], estimate(t["hyperparameters"]))
              for t in trials if t.get("seconds") and t["status"] == "COMPLETED"]
     if not pairs:
         return 1.0
@@ -115,15 +135,20 @@ def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
     return min(max(ratio, budget_lib.MIN_SLOWDOWN), budget_lib.MAX_SLOWDOWN)
 
 
+def _times_of(run: BudgetedRun, cfg) -> budget_lib.StepTimes:
+    """The step times at `cfg`'s resolution (a searched one may differ from the run's)."""
+    return budget_lib.at_size(run.times, cfg.data.image_size)
+
+
 def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
     """`cfg` with the final training's epochs sized to the time left, the estimates
     scaled by what the search's `trials` took against theirs."""
-    left = run.ledger.left() * (1 - budget_lib.SAFETY) - run.plan.reserve
+    left = run.ledger.left() * (1 - budget_lib.SAFETY) - _reserve(run, cfg)
     if "final_epochs" in run.ledger.notes:
         epochs = run.ledger.notes["final_epochs"]
     else:
         slowdown = _slowdown(run, trials or [])
-        epochs = budget_lib.final_epochs(left / slowdown, run.times, run.work,
+        epochs = budget_lib.final_epochs(left / slowdown, _times_of(run, cfg), run.work,
                                          cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                          cfg.train.head_epochs)
         logging.info("The search's trials took %.2fx their estimate; the final training "
@@ -137,17 +162,23 @@ def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
         cfg.train, epochs=epochs, head_epochs=head_epochs))
 
 
-def training_deadline(run: BudgetedRun) -> float:
+def _reserve(run: BudgetedRun, cfg) -> float:
+    """Evaluation and export at `cfg`'s resolution (the plan reserved them at the run's)."""
+    return min(run.plan.reserve, budget_lib.reserve_seconds(_times_of(run, cfg), run.work))
+
+
+def training_deadline(run: BudgetedRun, final_cfg) -> float:
     """When the final training must stop to leave evaluation and export their time."""
-    return time.time() + run.ledger.left() - run.plan.reserve
+    return time.time() + run.ledger.left() - _reserve(run, final_cfg)
 
 
 def block(run: BudgetedRun, final_cfg) -> dict:
     """metrics.json's `budget` block: the plan, and estimated against actual seconds."""
-    final = budget_lib.final_seconds(run.times, run.work, final_cfg.backbone.fine_tune_depth,
+    final = budget_lib.final_seconds(_times_of(run, final_cfg), run.work,
+                                     final_cfg.backbone.fine_tune_depth,
                                      final_cfg.train.epochs, final_cfg.train.head_epochs)
     estimated = {"start-up": run.plan.spent, "search": run.plan.search,
-                 "final training": final, "evaluation and export": run.plan.reserve}
+                 "final training": final, "evaluation and export": _reserve(run, final_cfg)}
     return {"budget_seconds": run.ledger.budget, "spent_seconds": round(run.ledger.spent(), 1),
             "attempts": run.ledger.attempts, "plan": run.plan.to_dict(),
             "final_epochs": final_cfg.train.epochs,

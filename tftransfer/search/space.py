@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
-from tftransfer.config.run_config import ADVERSARIAL_ATTACKS, OPTIMIZERS, ConfigError
+from tftransfer.config.run_config import (
+    ADVERSARIAL_ATTACKS, NATIVE_IMAGE_SIZE, OPTIMIZERS, ConfigError)
 from tftransfer.search.hyperrule import Prior
 
 
@@ -37,7 +39,7 @@ class Fixed:
 
 SEARCHABLE = ("head_units", "dropout", "l2", "label_smoothing", "optimizer", "learning_rate",
               "fine_tune_depth", "fine_tune_lr_factor", "bn_inference", "augment",
-              "batch_size")
+              "batch_size", "image_size")
 # SGD's own learning rate, active only in trials that pick SGD; it becomes --learning_rate.
 SGD_LEARNING_RATE = "sgd_learning_rate"
 # Nesterov SGD (momentum 0.9) moves a head by ~10x its raw gradient times the learning rate,
@@ -47,10 +49,27 @@ SGD_LR_SCALE = 10.0
 # Searched only when --search_space names them: a trial then trains on adversarial batches.
 ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
 OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL
+# The smallest searched input: a backbone built for 224 px reduces 32 px to a 1x1 map.
+SMALLEST_IMAGE_SIZE = 32
 
 
-def default_space(prior: Prior, augment: bool, batch_size: int) -> dict[str, Any]:
-    return {
+def resolutions(own_size: int, native: int = NATIVE_IMAGE_SIZE) -> tuple[int, ...]:
+    """The input sizes a search tries when --image_size leaves them open: the native size
+    first (what the run trains without a search), then the data's own size (rounded up to
+    a multiple of 32) doubling while below it. Small images upscaled to 224 px cost up to
+    50x the compute of their own size and may gain nothing from it, or a lot."""
+    sizes, size = [native], max(SMALLEST_IMAGE_SIZE, 32 * math.ceil(own_size / 32))
+    while size < native:
+        sizes.append(size)
+        size *= 2
+    return tuple(sizes)
+
+
+def default_space(prior: Prior, augment: bool, batch_size: int,
+                  image_sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """`image_sizes`: the resolutions to search (resolutions()); none or one: not searched."""
+    resolution = {"image_size": Choice(tuple(image_sizes))} if len(image_sizes) > 1 else {}
+    return {**resolution,
         # The starting point is the least regularised, largest head at the middle learning
         # rate: in a few epochs regularisation costs accuracy before it pays (in the search
         # benchmark the best frozen trials had a 512-256 head and dropout under 0.05).
@@ -111,6 +130,10 @@ def load_overrides(path: str) -> dict[str, Any]:
         raise ConfigError("search_space", f"optimizer choices must be in {OPTIMIZERS}")
     if not set(values_of(parsed.get("adversarial", Fixed("none")))) <= set(ADVERSARIAL_ATTACKS):
         raise ConfigError("search_space", f"adversarial values must be in {ADVERSARIAL_ATTACKS}")
+    if not all(isinstance(size, int) and 8 <= size <= 4096
+               for size in values_of(parsed.get("image_size", Fixed(224)))):
+        raise ConfigError("search_space", "image_size values must be whole numbers of "
+                                          "pixels between 8 and 4096")
     return parsed
 
 
@@ -119,11 +142,11 @@ def values_of(spec) -> tuple:
     return spec.values if isinstance(spec, Choice) else (getattr(spec, "value", None),)
 
 
-def build_space(prior: Prior, augment: bool, batch_size: int,
-                overrides: dict[str, Any]) -> dict[str, Any]:
+def build_space(prior: Prior, augment: bool, batch_size: int, overrides: dict[str, Any],
+                image_sizes: tuple[int, ...] = ()) -> dict[str, Any]:
     """The default space with the overrides; SGD keeps its own learning rate only where
     some trials pick SGD and the overrides did not set one learning rate for all."""
-    space = {**default_space(prior, augment, batch_size), **overrides}
+    space = {**default_space(prior, augment, batch_size, image_sizes), **overrides}
     if ("sgd" not in values_of(space["optimizer"])
             or ("learning_rate" in overrides and SGD_LEARNING_RATE not in overrides)):
         del space[SGD_LEARNING_RATE]

@@ -61,16 +61,50 @@ def _measured_depths(depths, start_depth: int) -> set[int]:
     return {0, deepest, start_depth}
 
 
-def measure(cfg, data, depths, strategy) -> budget_lib.StepTimes:
+def _built(cfg, module, num_classes: int, size: int, depth: int, strategy):
+    """(a compiled classifier fine-tuning `depth` blocks at `size` px, seconds it took)."""
+    start = time.perf_counter()
+    with strategy.scope():
+        backbone, width = model_lib.build_backbone(cfg.backbone, size, module)
+        model = model_lib.TransferClassifier(
+            backbone, model_lib.build_head(width, num_classes, cfg.head), size)
+        backbone.set_fine_tune_depth(depth)
+        _compile(model, cfg, num_classes)
+    return model, time.perf_counter() - start
+
+
+def _fitting(model, batches):
+    return lambda n: model.fit(batches, steps_per_epoch=n, epochs=1, verbose=0)
+
+
+def _frozen_step(cfg, module, images, labels, num_classes: int, size: int, strategy):
+    """Seconds per training step of a frozen backbone at `size` px."""
+    model, _ = _built(cfg, module, num_classes, size, 0, strategy)
+    batches = tf.data.Dataset.from_tensors((tf.image.resize(images, (size, size)),
+                                            labels)).repeat()
+    return _per_step(_fitting(model, batches))[1]
+
+
+def _size_scale(cfg, module, images, labels, num_classes, sizes, frozen: float,
+                strategy) -> dict[int, float]:
+    """Each searched size's step-time factor: the smallest measured frozen, the others
+    interpolated in pixels between it and the run's own size."""
+    size = cfg.data.image_size
+    smallest = min(sizes, default=size)
+    if smallest >= size:
+        return budget_lib.scale_by_pixels({size: 1.0}, sizes)
+    small = _frozen_step(cfg, module, images, labels, num_classes, smallest, strategy)
+    return budget_lib.scale_by_pixels({size: 1.0, smallest: small / frozen}, sizes)
+
+
+def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
     """Step times for frozen training, each fine-tune depth in `depths` (some measured,
     the rest interpolated), inference, a head on features, and the input pipeline;
-    `setup`: the mean build-and-first-step seen."""
+    `setup`: the mean build-and-first-step seen; `scale`: for each of `sizes`, the
+    searched resolutions."""
     images, labels = next(iter(data.train))
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
     size, num_classes = cfg.data.image_size, data.num_classes
-
-    def fitting(model):
-        return lambda n: model.fit(batches, steps_per_epoch=n, epochs=1, verbose=0)
 
     def predicting(model):
         return lambda n: model.predict(batches.map(lambda x, y: x), steps=n, verbose=0)
@@ -79,31 +113,25 @@ def measure(cfg, data, depths, strategy) -> budget_lib.StepTimes:
     train, setups, forward, head_step = {}, [], None, None
     measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth)
     for depth in sorted(measured, key=lambda d: (d == -1, d)):
-        start = time.perf_counter()
-        with strategy.scope():
-            backbone, width = model_lib.build_backbone(cfg.backbone, size, module)
-            model = model_lib.TransferClassifier(
-                backbone, model_lib.build_head(width, num_classes, cfg.head), size)
-            backbone.set_fine_tune_depth(depth)
-            _compile(model, cfg, num_classes)
-        built = time.perf_counter() - start
-        first, train[depth] = _per_step(fitting(model))
+        model, built = _built(cfg, module, num_classes, size, depth, strategy)
+        first, train[depth] = _per_step(_fitting(model, batches))
         setups.append(built + first)
         if depth == 0:
             _, forward = _per_step(predicting(model))
             features = tf.data.Dataset.from_tensors(
-                (backbone(images, training=False), labels)).repeat()
+                (model.backbone(images, training=False), labels)).repeat()
             with strategy.scope():
-                head = model_lib.build_head(width, num_classes, cfg.head)
+                head = model_lib.build_head(model.head.input_shape[-1], num_classes, cfg.head)
                 _compile(head, cfg, num_classes)
             _, head_step = _per_step(
                 lambda n: head.fit(features, steps_per_epoch=n, epochs=1, verbose=0))
-    train = budget_lib.interpolate_depths(train, depths, backbone.num_blocks)
+    scale = _size_scale(cfg, module, images, labels, num_classes, sizes, train[0], strategy)
+    train = budget_lib.interpolate_depths(train, depths, model.backbone.num_blocks)
     times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
-                                 _input_seconds(data.train))
+                                 _input_seconds(data.train), scale)
     logging.info("Step times (s per batch of %d at %d px): train %s (measured at depths "
                  "%s), input %.3f, inference %.3f, head on features %.4f; building a model "
-                 "%.1f s", int(images.shape[0]), size, {d: round(t, 3) for d, t in
-                                                         train.items()}, sorted(measured),
-                 times.input, forward, head_step, times.setup)
+                 "%.1f s; other sizes x%s", int(images.shape[0]), size,
+                 {d: round(t, 3) for d, t in train.items()}, sorted(measured), times.input,
+                 forward, head_step, times.setup, {s: round(f, 3) for s, f in scale.items()})
     return times

@@ -8,6 +8,7 @@ makes the KerasTuner tuner.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -55,18 +56,41 @@ def _best_of(history: dict[str, list[float]]) -> dict[str, float]:
 
 @dataclasses.dataclass
 class SearchData:
-    """What trials train and validate on, prepared once before the search."""
+    """What trials at one resolution train and validate on, prepared once."""
     data: data_lib.DataBundle
     train: object             # unbatched uint8 search subset of the training split
     train_size: int
     cached: dict | None       # {"train": (features, labels) tensors, "validation": ...}
 
 
+class SearchInputs:
+    """Each searched resolution's SearchData, prepared when a trial first asks for it:
+    the run's own resolution at once (its errors come before any trial)."""
+
+    def __init__(self, cfg, data: data_lib.DataBundle, space: dict, replicas: int, backbone):
+        """`backbone`: a backbone at the data's size on a module of its own, for features."""
+        self.cfg, self.data, self.space, self.replicas = cfg, data, space, replicas
+        self.by_size = {data.image_size: _prepare(cfg, data, space, lambda: backbone)}
+
+    def at(self, image_size: int) -> SearchData:
+        if image_size not in self.by_size:
+            cfg = dataclasses.replace(self.cfg, data=dataclasses.replace(
+                self.cfg.data, image_size=image_size))
+            data = data_lib.at_image_size(self.data, cfg.data, cfg.seed, os.path.join(
+                cfg.output_dir, run_folder.CACHE), self.replicas)
+            # Its own module (trials change the weights of the one they share), loaded once
+            # for both splits and only if their features are not on disk.
+            backbone = functools.cache(
+                lambda: model_lib.build_backbone(cfg.backbone, image_size)[0])
+            self.by_size[image_size] = _prepare(cfg, data, self.space, backbone)
+        return self.by_size[image_size]
+
+
 class TransferHyperModel(kt.HyperModel):
-    def __init__(self, cfg, space: dict, search_data: SearchData, feature_width: int, module):
+    def __init__(self, cfg, space: dict, inputs: SearchInputs, feature_width: int, module):
         """`module`: the hub module, loaded once (in the strategy's scope) for all trials."""
         super().__init__(name="tftransfer")
-        self.cfg, self.space, self.sd, self.feature_width = cfg, space, search_data, feature_width
+        self.cfg, self.space, self.inputs, self.feature_width = cfg, space, inputs, feature_width
         self.module = module
         self.pretrained = [v.numpy() for v in module.variables]
         self.executions = 0  # of the current trial, built so far
@@ -83,8 +107,11 @@ class TransferHyperModel(kt.HyperModel):
         """Trials train on adversarial batches only where the space holds `adversarial`."""
         return "adversarial" in self.space and cfg.adversarial.adversarial != "none"
 
+    def _inputs(self, cfg) -> SearchData:
+        return self.inputs.at(cfg.data.image_size)
+
     def _uses_cache(self, cfg) -> bool:
-        return (self.sd.cached is not None and cfg.backbone.fine_tune_depth == 0
+        return (self._inputs(cfg).cached is not None and cfg.backbone.fine_tune_depth == 0
                 and not cfg.data.augment and not self._adversarial(cfg))
 
     def begin_trial(self) -> None:
@@ -101,7 +128,7 @@ class TransferHyperModel(kt.HyperModel):
     def build(self, hp):
         cfg = self.trial_config(hp)
         self._seed()
-        num_classes = self.sd.data.num_classes
+        num_classes = self.inputs.data.num_classes
         head = model_lib.build_head(self.feature_width, num_classes, cfg.head)
         if self._uses_cache(cfg):
             model = head
@@ -120,17 +147,18 @@ class TransferHyperModel(kt.HyperModel):
         return model
 
     def _datasets(self, cfg, cached: bool, replicas: int):
+        inputs = self._inputs(cfg)
         if not cached:
-            train = data_lib.training_batches(self.sd.train, self.sd.train_size, cfg.data,
+            train = data_lib.training_batches(inputs.train, inputs.train_size, cfg.data,
                                               self.cfg.seed, replicas)
-            return train, self.sd.data.validation
+            return train, inputs.data.validation
 
         def safe_batch(size: int) -> int:
             return data_lib.replica_safe_batch_size(cfg.data.batch_size, size, replicas)
 
-        train = features_lib.feature_dataset(*self.sd.cached["train"],
-                                             safe_batch(self.sd.train_size), self.cfg.seed)
-        features, labels = self.sd.cached["validation"]
+        train = features_lib.feature_dataset(*inputs.cached["train"],
+                                             safe_batch(inputs.train_size), self.cfg.seed)
+        features, labels = inputs.cached["validation"]
         return train, features_lib.feature_dataset(features, labels, safe_batch(len(labels)))
 
     def fit(self, hp, model, *args, epochs=None, callbacks=(), **kwargs):
@@ -141,8 +169,8 @@ class TransferHyperModel(kt.HyperModel):
         backbone = None if cached else model.backbone
         try:
             phases = train_lib.run_phases(
-                model, backbone, train, validation, self.sd.train_size,
-                self.sd.data.num_classes, cfg,
+                model, backbone, train, validation, self._inputs(cfg).train_size,
+                self.inputs.data.num_classes, cfg,
                 [keras.callbacks.TerminateOnNaN(), *callbacks])
         except TrainingDiverged as e:
             raise kt.errors.FailedTrialError(str(e)) from None
@@ -188,6 +216,7 @@ def _check_depths(space: dict, num_blocks: int) -> None:
 
 
 def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchData:
+    """`backbone()`: the backbone that extracts cached features, if they are not on disk."""
     train, size = data_lib.subset(data.train_unbatched, data.sizes["train"],
                                   cfg.search.search_fraction, cfg.seed)
     if data.validation is None:
@@ -203,7 +232,7 @@ def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchDat
                   "validation": (data.validation, dict(split="validation"))}
         # Held as tensors, which every trial's feature_dataset reads without a copy.
         cached = {split: tuple(map(tf.constant, cache.get(
-                      features_lib.cache_key(**common, **key), split, lambda: backbone, images,
+                      features_lib.cache_key(**common, **key), split, backbone, images,
                       cfg.data.image_size)))
                   for split, (images, key) in splits.items()}
     return SearchData(data, train, size, cached)
@@ -223,13 +252,23 @@ def _trial_records(tuner) -> list[dict]:
                                           r["trial_id"]))
 
 
-def make_space(cfg, train_examples: int, num_blocks: int) -> tuple[hyperrule.Prior, dict]:
-    """The prior for this data size and backbone, and the space: the default one with the
-    --search_space overrides; a budgeted run starts it at its own flags."""
+def image_sizes(data: data_lib.DataBundle) -> tuple[int, ...]:
+    """The resolutions to search: from the data's own size when --image_size left it open."""
+    if data.own_size is None:
+        return ()
+    return search_space.resolutions(data.own_size)
+
+
+def make_space(cfg, train_examples: int, num_blocks: int,
+               sizes: tuple[int, ...] = ()) -> tuple[hyperrule.Prior, dict]:
+    """The prior for this data size and backbone, and the space: the default one (searching
+    the resolutions `sizes`) with the --search_space overrides; a budgeted run starts it at
+    its own flags."""
     prior = hyperrule.prior(train_examples, num_blocks)
     overrides = (search_space.load_overrides(cfg.search.search_space)
                  if cfg.search.search_space else {})
-    space = search_space.build_space(prior, cfg.data.augment, cfg.data.batch_size, overrides)
+    space = search_space.build_space(prior, cfg.data.augment, cfg.data.batch_size, overrides,
+                                     sizes)
     _check_depths(space, num_blocks)
     if cfg.search.time_budget:
         space = search_space.start_at_flags(space, config_lib.to_flat(cfg))
@@ -303,16 +342,17 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     In a distributed search (cluster.py) the chief serves the oracle until every tuner
     worker is done, then reports; a tuner worker runs trials and returns None."""
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
-    prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks)
+    prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks,
+                              image_sizes(data))
     if budget is not None and budget.depths is not None:
         space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
-    search_data = _prepare(cfg, data, space, backbone)
+    inputs = SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
     del backbone
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
-    hypermodel = TransferHyperModel(cfg, space, search_data, width, module)
+    hypermodel = TransferHyperModel(cfg, space, inputs, width, module)
     deadline = None if budget is None else budget.deadline
     tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
                               0.0 if budget is None else budget.trial_seconds,

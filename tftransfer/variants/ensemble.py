@@ -46,14 +46,18 @@ def _hyperparameter_key(values: dict) -> str:
                       sort_keys=True)
 
 
-def runner_up_trials(search_result: search.SearchResult, count: int) -> list[dict]:
+def runner_up_trials(search_result: search.SearchResult, count: int,
+                     image_size: int | None = None) -> list[dict]:
     """Up to `count` completed trials, best first, whose hyperparameters differ from each
-    other and from the best trial's."""
+    other and from the best trial's, at the resolution `image_size` (members share one
+    input) where a trial's searched resolution is recorded."""
     seen = {_hyperparameter_key(search_result.best_values)}
     chosen = []
     for trial in search_result.trials:  # sorted by score, best first
         key = _hyperparameter_key(trial["hyperparameters"])
-        if trial["status"] == "COMPLETED" and key not in seen and len(chosen) < count:
+        size = trial["hyperparameters"].get("image_size", image_size)
+        if (trial["status"] == "COMPLETED" and key not in seen and len(chosen) < count
+                and size == image_size):
             seen.add(key)
             chosen.append(trial)
     return chosen
@@ -125,7 +129,7 @@ def build_top_k(final: keras.Model, search_result: search.SearchResult,
     `cfg` is the run's config before the best values were applied (any trial's values are
     applied to it)."""
     wanted = cfg.ensemble.ensemble_top_k - 1
-    trials = runner_up_trials(search_result, wanted)
+    trials = runner_up_trials(search_result, wanted, final.image_size)
     if not trials:
         raise UserError("--ensemble_top_k: the search has no completed trial besides the "
                         "best one; run more trials")
