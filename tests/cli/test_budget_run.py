@@ -14,8 +14,9 @@ pytestmark = pytest.mark.e2e
 SLACK = 1.10  # the issue's promise: the run ends within its budget + 10 %
 
 
-def _flags(tiny_hub_dir, color_folder, output_dir, budget):
-    return [f"--dataset={color_folder}", f"--hub_handle={tiny_hub_dir}", "--image_size=24",
+def _flags(tiny_hub_dir, color_folder, output_dir, budget, image_size=24):
+    return [f"--dataset={color_folder}", f"--hub_handle={tiny_hub_dir}",
+            f"--image_size={image_size}",
             "--batch_size=16", f"--time_budget={budget}", f"--output_dir={output_dir}",
             "--warmup_requests=2"]
 
@@ -34,7 +35,8 @@ def _json(folder, name):
 def budgeted(tmp_path_factory, tiny_hub_dir, color_folder):
     out = tmp_path_factory.mktemp("budgeted") / "run"
     start = time.monotonic()
-    result = _cli(_flags(tiny_hub_dir, color_folder, out, "100s"))
+    # No --image_size: the search tries sizes from the images' own 44 px up to 224 px.
+    result = _cli(_flags(tiny_hub_dir, color_folder, out, "100s", image_size=0))
     wall = time.monotonic() - start
     assert result.returncode == 0, result.stderr[-3000:]
     return out, wall, result.stderr
@@ -63,6 +65,20 @@ def test_the_search_is_within_its_share_and_records_the_do_no_harm_decision(budg
     # A trial that starts before the share ends may run past it, by about one trial.
     overrun = budget["stages"]["search"]["actual"] - budget["plan"]["search"]
     assert overrun <= max(10.0, 2 * budget["plan"]["trial_seconds"])
+
+
+def test_an_open_resolution_is_searched_and_the_final_training_follows_the_choice(budgeted):
+    out, _, _ = budgeted
+    search = _json(out, "search.json")
+    assert "image_size=Choice(values=(224, 64, 128))" in search["space"]
+    tried = {t["hyperparameters"]["image_size"] for t in search["trials"]}
+    assert tried <= {224, 64, 128} and len(tried) >= 2
+    config = _json(out, "config.json")
+    size = config["data"]["image_size"]
+    assert size == config["chosen_hyperparameters"]["image_size"]
+    budget = _json(out, "metrics.json")["budget"]
+    assert set(budget["step_times"]["scale"]) == {"224", "64", "128"}
+    assert budget["plan"]["image_size"] in (224, 64, 128)
 
 
 def test_the_report_shows_the_budget(budgeted):

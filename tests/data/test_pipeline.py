@@ -77,6 +77,18 @@ def test_pre_split_folders_are_kept(tmp_path):
         "train": 12, "validation": 12, "test": 12}
 
 
+def test_a_pre_split_folder_without_validation_holds_out_a_stratified_share(tmp_path):
+    for split in ("train", "test"):
+        write_color_folder(tmp_path / split, per_class=10, seed=len(split))
+    splits = load_folder(str(tmp_path), 0.2, 0.5, seed=0)
+    assert {s: len(f) for s, f in splits.files.items()} == {
+        "train": 24, "validation": 6, "test": 30}   # test/ kept whole; test_fraction unused
+    assert [label for _, label in splits.files["validation"]].count(0) == 2
+    assert load_folder(str(tmp_path), 0.2, 0.5, seed=0).files == splits.files   # seeded
+    kept = load_folder(str(tmp_path), 0.0, 0.5, seed=0)
+    assert (len(kept.files["train"]), kept.files["validation"]) == (30, [])
+
+
 def test_empty_class_folder_is_a_clear_error(tmp_path):
     write_color_folder(tmp_path, per_class=4)
     os.makedirs(tmp_path / "class_empty")

@@ -61,6 +61,13 @@ def test_depths_the_backbone_lacks_are_refused(tmp_path, tiny_hub_dir, color_fol
         _search(cfg)
 
 
+def test_a_search_without_validation_data_names_the_cause(tmp_path, tiny_hub_dir,
+                                                          color_folder):
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, validation_fraction=0.0)
+    with pytest.raises(UserError, match=r"needs validation data: --validation_fraction=0 "):
+        _search(cfg)
+
+
 def test_frozen_trials_reuse_cached_features(tmp_path, tiny_hub_dir, color_folder, monkeypatch):
     loads = _Counter(monkeypatch, backbone_lib, "load_module")
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, augment=False, max_trials=4,

@@ -1,7 +1,8 @@
 """Image folders as a data source: listing, seeded stratified splits, and a decode scan.
 
 Layouts: `root/<class>/<image>` (split here, stratified and seeded) or
-`root/{train,validation,test}/<class>/<image>` (the given splits are kept).
+`root/{train,validation,test}/<class>/<image>` (the given splits are kept; without
+`validation/`, --validation_fraction of train is held out as for an unsplit folder).
 Files TensorFlow cannot decode are skipped and counted before training starts.
 """
 from __future__ import annotations
@@ -112,6 +113,12 @@ def load_folder(root: str, validation_fraction: float, test_fraction: float,
             splits = _stratified_split(listed, validation_fraction, test_fraction, seed)
     if pre_split:
         splits = {s: _drop_undecodable(f, skipped, examples) for s, f in splits.items()}
+        if not splits["validation"] and validation_fraction > 0:
+            held = _stratified_split(splits["train"], validation_fraction, 0.0, seed)
+            splits.update(train=held["train"], validation=held["validation"])
+            logging.info("%s has no validation/: %d of train/'s images held out for it "
+                         "(--validation_fraction=%g)", root, len(held["validation"]),
+                         validation_fraction)
     _check_classes(class_names, splits)
     skipped = collections.Counter({reason: n for reason, n in skipped.items() if n})
     if skipped:

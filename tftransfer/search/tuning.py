@@ -215,13 +215,23 @@ def _check_depths(space: dict, num_blocks: int) -> None:
                         f"(the backbone has {num_blocks} blocks)")
 
 
+def _no_validation(d) -> UserError:
+    """The search's error when the data gave no validation examples, naming why."""
+    if d.validation_fraction == 0:
+        why = ("--validation_fraction=0 and the data has no validation split "
+               "(--validation_split, or a validation/ folder)")
+    else:
+        why = (f"--validation_fraction={d.validation_fraction:g} of the training images "
+               f"rounds to none in every class; raise it or add a validation/ folder")
+    return UserError(f"a search needs validation data: {why}")
+
+
 def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchData:
     """`backbone()`: the backbone that extracts cached features, if they are not on disk."""
     train, size = data_lib.subset(data.train_unbatched, data.sizes["train"],
                                   cfg.search.search_fraction, cfg.seed)
     if data.validation is None:
-        raise UserError("a search needs a validation split (--validation_split or "
-                        "--validation_fraction > 0)")
+        raise _no_validation(cfg.data)
     cached = None
     if may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
         cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
