@@ -18,3 +18,23 @@ def test_measures_frozen_the_deepest_and_the_flags_depth_and_interpolates_the_re
     low, high = sorted((times.train[1], times.train[-1]))
     assert low <= times.train[2] <= high   # interpolated between its measured neighbours
     assert times.input >= 0
+
+
+def test_smaller_searched_sizes_are_measured_and_larger_ones_interpolated(
+        tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=32,
+                      batch_size=16)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    sizes_measured = []
+    original = step_times._frozen_step
+
+    def recorded(cfg, module, images, labels, num_classes, size, strategy):
+        sizes_measured.append(size)
+        return original(cfg, module, images, labels, num_classes, size, strategy)
+    monkeypatch.setattr(step_times, "_frozen_step", recorded)
+    times = step_times.measure(cfg, data, (0,), strategy, sizes=(32, 16, 24, 64))
+    assert sizes_measured == [16, 24]
+    assert set(times.scale) == {32, 16, 24, 64} and times.scale[32] == 1.0
+    assert all(f > 0 for f in times.scale.values())
+    assert times.scale[64] == times.scale[32]   # beyond the measured: the nearest's factor
