@@ -14,6 +14,7 @@ many trials repay it.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import statistics
@@ -41,7 +42,7 @@ def _fixed_space(cfg) -> dict:
     return {name: search_space.Fixed(value) for name, value in values.items()}
 
 
-def _trial_seconds(cfg, space, search_data, width, module, name: str) -> float:
+def _trial_seconds(cfg, space, inputs, width, module, name: str) -> float:
     """Runs one trial in a fresh tuner folder; returns the seconds the tuner recorded."""
     import keras
     import tensorflow as tf
@@ -49,7 +50,7 @@ def _trial_seconds(cfg, space, search_data, width, module, name: str) -> float:
     from tftransfer.search import tuners, tuning as search
 
     trial_cfg = dataclasses.replace(cfg, output_dir=_common.scratch_dir(name))
-    hypermodel = search.TransferHyperModel(trial_cfg, space, search_data, width, module)
+    hypermodel = search.TransferHyperModel(trial_cfg, space, inputs, width, module)
     tuner = tuners.make_tuner(trial_cfg, hypermodel, tf.distribute.get_strategy(),
                                search.OBJECTIVE)
     tuner.search(callbacks=[keras.callbacks.TensorBoard(
@@ -77,9 +78,11 @@ def main() -> None:
     backbone, width = model_lib.build_backbone(cfg.backbone, image_size, module)
     space = _fixed_space(cfg)
     start = time.perf_counter()
-    with_cache = search._prepare(cfg, data, space, backbone)  # extracts both splits once
+    with_cache = search.SearchInputs(cfg, data, space, 1, backbone)  # extracts both splits
     extraction = time.perf_counter() - start
-    with_backbone = dataclasses.replace(with_cache, cached=None)
+    with_backbone = copy.copy(with_cache)
+    with_backbone.by_size = {size: dataclasses.replace(prepared, cached=None)
+                             for size, prepared in with_cache.by_size.items()}
 
     def cached_trials():  # cheap: several, around the one with the backbone
         return [_trial_seconds(cfg, space, with_cache, width, module, "cached")

@@ -301,3 +301,18 @@ def test_an_export_after_a_killed_one_clears_its_leftovers(tmp_path, tiny_hub_di
     export.export_saved_model(classifier, CLASS_NAMES, 24, backbone.module, base)
     assert sorted(os.listdir(base)) == ["1", "2"]
     assert _tree_digest(os.path.join(base, "1")) == previous
+
+
+def test_two_runs_on_one_output_folder_give_one_run_and_one_clear_line(flags, tmp_path):
+    out = tmp_path / "shared"
+    args = [sys.executable, "-m", "tftransfer.run", *flags["two_phase"], f"--output_dir={out}"]
+    runs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=1200) for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [0, 2], [err[-2000:] for _, err in outputs]
+    refused = next(err for run, (_, err) in zip(runs, outputs) if run.returncode == 2)
+    last = refused.strip().splitlines()[-1]
+    assert last.startswith(f"error: --output_dir {out} is in use by host ")
+    assert "Traceback" not in refused
+    assert os.path.isfile(os.path.join(out, "metrics.json"))

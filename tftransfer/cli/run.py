@@ -14,7 +14,7 @@ from absl import logging
 
 from tftransfer.cli import common, flags as flags_lib
 from tftransfer.config import cluster
-from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.outputs import files as atomic, folder_lock, run_folder
 
 
 def _log_to_file(output_dir: str, name: str) -> None:
@@ -279,8 +279,10 @@ def main(argv) -> None:
         cfg = flags_lib.config_from_flags()
         cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
         with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
+            lock = folder_lock.hold(cfg.output_dir, cluster.log_file_name()[:-len(".log")])
             _log_to_file(cfg.output_dir, cluster.log_file_name())
             run(cfg, started)
+            lock.close()
 
 
 def entry_point() -> None:

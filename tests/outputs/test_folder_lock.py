@@ -1,0 +1,38 @@
+"""One process per role in an output folder; a dead holder's lock is taken over."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from tftransfer.outputs import folder_lock
+
+
+def test_a_second_holder_is_refused_with_the_first_one_named(tmp_path):
+    first = folder_lock.hold(str(tmp_path))
+    with pytest.raises(folder_lock.FolderInUse,
+                       match=rf"is in use by host \S+ process {os.getpid()} "):
+        folder_lock.hold(str(tmp_path))
+    other_role = folder_lock.hold(str(tmp_path), "run.tuner0")   # a tuner worker's own
+    first.close()
+    other_role.close()
+    folder_lock.hold(str(tmp_path)).close()   # released: taken again
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tftransfer.outputs import folder_lock; "
+         f"lock = folder_lock.hold({str(tmp_path)!r}); print('held', flush=True); "
+         "time.sleep(120)"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(folder_lock.FolderInUse, match=f"process {holder.pid}"):
+            folder_lock.hold(str(tmp_path))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock = folder_lock.hold(str(tmp_path))
+    assert f"process {os.getpid()}" in open(lock.name).read()
+    lock.close()
