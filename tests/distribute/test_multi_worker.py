@@ -61,6 +61,17 @@ def _lines(output: str, name: str) -> list[str]:
     return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix)]
 
 
+def _tails(output: str, count: int = 30) -> str:
+    """Each process's own last `count` lines, then the launcher's: a failure shows the
+    process that failed, not whichever printed last."""
+    by_process: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        match = re.match(r"\[([^\]]+)\] ", line)
+        by_process.setdefault(match.group(1) if match else "launcher", []).append(line)
+    return "\n".join(f"--- {name}, last {count} lines ---\n" + "\n".join(lines[-count:])
+                     for name, lines in by_process.items())
+
+
 def _metrics(output_dir) -> dict:
     with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
         return json.load(f)
@@ -70,7 +81,7 @@ def test_two_workers_reach_the_accuracy_of_one(tmp_path, colors, tiny_hub_dir):
     values = _values(colors, tiny_hub_dir, epochs=4)
     single = run_lib.run(make_config(tmp_path / "single", strategy="one_device", **values))
     launched = _launch("--workers=2", *_flags(values, tmp_path / "two"))
-    assert launched.returncode == 0, launched.stdout[-3000:]
+    assert launched.returncode == 0, _tails(launched.stdout)
     two = _metrics(tmp_path / "two")
     one = single.metrics
     # Every test image was evaluated once, though each worker held half of every batch.
@@ -137,7 +148,7 @@ def test_a_killed_worker_resumes_from_the_backup(tmp_path, colors, tiny_hub_dir)
             assert json.load(f)["epoch"] == 2, backup
 
     restarted = _launch(*args)
-    assert restarted.returncode == 0, restarted.stdout[-3000:]
+    assert restarted.returncode == 0, _tails(restarted.stdout)
     for name in ("worker 0", "worker 1"):
         epoch_lines = [line for line in _lines(restarted.stdout, name)
                        if line.startswith("Epoch ")]
@@ -151,7 +162,7 @@ def test_distributed_search_runs_every_trial_once(tmp_path, colors, tiny_hub_dir
     values = {**_values(colors, tiny_hub_dir, epochs=1), "search": "random", "max_trials": 4,
               "search_epochs": 1}
     launched = _launch("--tuner_workers=2", *_flags(values, out))
-    assert launched.returncode == 0, launched.stdout[-3000:]
+    assert launched.returncode == 0, _tails(launched.stdout)
     with open(out / "search.json") as f:
         oracle_trials = {t["trial_id"]: t for t in json.load(f)["trials"]}
     assert len(oracle_trials) == 4
