@@ -183,3 +183,24 @@ def test_distributed_search_runs_every_trial_once(tmp_path, colors, tiny_hub_dir
         assert any("no trials left" in line for line in _lines(launched.stdout, tuner))
         assert os.path.isfile(out / f"run.{tuner}.log")
     assert any("saved_model.pb" in files for _, _, files in os.walk(out / "saved_model"))
+
+
+SOAK_ROUNDS = int(os.environ.get("TFTRANSFER_SOAK_ROUNDS", "2"))
+
+
+@pytest.fixture
+def cpu_hog():
+    """A busy process per core beside the test: timing races show up under load."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 2)]
+    yield
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+@pytest.mark.parametrize("round_", range(SOAK_ROUNDS))
+def test_soak_the_distributed_search_and_a_killed_worker_under_load(
+        round_, cpu_hog, tmp_path, colors, tiny_hub_dir):   # pylint: disable=unused-argument
+    test_distributed_search_runs_every_trial_once(tmp_path / "search", colors, tiny_hub_dir)
+    test_a_killed_worker_resumes_from_the_backup(tmp_path / "resume", colors, tiny_hub_dir)

@@ -3,6 +3,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from conftest import REPO
@@ -36,3 +38,31 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
     lock = folder_lock.hold(str(tmp_path))
     assert f"process {os.getpid()}" in open(lock.name).read()
     lock.close()
+
+
+def test_exclusive_blocks_wait_for_each_other_and_a_killed_holder_releases(tmp_path):
+    path = str(tmp_path / "cache" / "x.lock")
+    order = []
+
+    def take(name):
+        with folder_lock.exclusive(path):
+            order.append(f"{name} in")
+            time.sleep(0.3)
+            order.append(f"{name} out")
+
+    threads = [threading.Thread(target=take, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [entry.split()[1] for entry in order] == ["in", "out", "in", "out"]
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from tftransfer.outputs import folder_lock\n"
+         f"with folder_lock.exclusive({path!r}):\n print('held', flush=True); time.sleep(120)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with folder_lock.exclusive(path):   # would wait for ever if the dead holder kept it
+        pass

@@ -7,6 +7,7 @@ each tuner worker of a distributed search) hold locks of their own names.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -38,3 +39,16 @@ def hold(output_dir: str, role: str = "run") -> IO:
     lock.write(f"host {socket.gethostname()} process {os.getpid()}\n")
     lock.flush()
     return lock
+
+
+@contextlib.contextmanager
+def exclusive(path: str):
+    """Waits for, then holds, the lock `path` for the `with` block: one process at a time
+    does what the block does. A holder that dies releases it."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -11,11 +11,14 @@ import hashlib
 import json
 import os
 import uuid
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from tftransfer.outputs import folder_lock
 
 
 def cache_key(**parts) -> str:
@@ -44,18 +47,37 @@ class FeatureCache:
 
     def get(self, key: str, split: str, backbone_factory, images: tf.data.Dataset,
             image_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Features and labels of `images` (batched, float in [0, 1]); computed once."""
+        """Features and labels of `images` (batched, float in [0, 1]); computed once.
+
+        Processes sharing the folder (the tuner workers of a distributed search) take turns:
+        the first extracts, the others wait and read its file."""
         path = self.path(key, split)
-        if not os.path.exists(path):
-            logging.info("Extracting %s features once into %s", split, path)
-            features, labels = _extract(backbone_factory(), images, image_size)
-            self.extractions += 1
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp.npz"
-            np.savez(staging, features=features, labels=labels)
-            os.replace(staging, path)
-        stored = np.load(path)
-        return stored["features"], stored["labels"]
+        with folder_lock.exclusive(f"{path}.lock"):
+            stored = _read(path)
+            if stored is None:
+                logging.info("Extracting %s features once into %s", split, path)
+                stored = _extract(backbone_factory(), images, image_size)
+                self.extractions += 1
+                _write(path, *stored)
+        return stored
+
+
+def _read(path: str) -> tuple[np.ndarray, np.ndarray] | None:
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as stored:
+            return stored["features"], stored["labels"]
+    # A file cut short (a full disk) or not ours is extracted again rather than trusted.
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        logging.warning("Extracting again: cannot read cached features %s (%s)", path, error)
+        return None
+
+
+def _write(path: str, features: np.ndarray, labels: np.ndarray) -> None:
+    staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp.npz"
+    np.savez(staging, features=features, labels=labels)
+    os.replace(staging, path)
 
 
 def feature_dataset(features: np.ndarray | tf.Tensor, labels: np.ndarray | tf.Tensor,

@@ -15,7 +15,7 @@ from tftransfer.config import budget as budget_lib, cluster
 from tftransfer.data import pipeline as data_lib
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs.ledger import Ledger
-from tftransfer.search import space as search_space, step_times, tuning
+from tftransfer.search import inputs as inputs_lib, space as search_space, step_times, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +47,11 @@ class _Searched:
 def _searched(cfg, data) -> _Searched:
     backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
     _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks,
-                                 tuning.image_sizes(data))
+                                 inputs_lib.image_sizes(data))
     sizes = space.get("image_size")
     return _Searched(tuple(search_space.values_of(space["fine_tune_depth"])),
                      tuple(sizes.values) if isinstance(sizes, search_space.Choice) else (),
-                     tuning.may_use_cache(space))
+                     inputs_lib.may_use_cache(space))
 
 
 def _measured(cfg, data, strategy, ledger: Ledger, depths, sizes) -> budget_lib.StepTimes:

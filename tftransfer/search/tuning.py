@@ -1,20 +1,17 @@
 """The search stage: KerasTuner over the head, the optimizer and the fine-tune depth.
 
 `TransferHyperModel.build(hp)` declares the space (search_space.py) and builds a trial's
-model; `fit(hp, ...)` trains it with the phases of train.py. Trials with a frozen backbone
-and no augmentation train the head alone on cached features (features.py); tuners.py
-makes the KerasTuner tuner.
+model; `fit(hp, ...)` trains it with the phases of train.py on inputs.py's subsets (the
+head alone on cached features when the backbone is frozen and nothing augments); tuners.py
+makes the KerasTuner tuner; start_point.py keeps the flags unless a trial beats them.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import time
 
 import keras
 import keras_tuner as kt
-import tensorflow as tf
 from absl import logging
 
 from tftransfer.config import cluster, run_config as config_lib
@@ -29,8 +26,10 @@ from tftransfer.outputs import files as atomic, run_folder
 from tftransfer.search import (
     feature_cache as features_lib,
     hyperrule,
+    inputs as inputs_lib,
     selection,
     space as search_space,
+    start_point,
     tuners,
 )
 from tftransfer.train import adversarial as adversarial_lib, training as train_lib
@@ -54,40 +53,8 @@ def _best_of(history: dict[str, list[float]]) -> dict[str, float]:
             for name, values in history.items() if values}
 
 
-@dataclasses.dataclass
-class SearchData:
-    """What trials at one resolution train and validate on, prepared once."""
-    data: data_lib.DataBundle
-    train: object             # unbatched uint8 search subset of the training split
-    train_size: int
-    cached: dict | None       # {"train": (features, labels) tensors, "validation": ...}
-
-
-class SearchInputs:
-    """Each searched resolution's SearchData, prepared when a trial first asks for it:
-    the run's own resolution at once (its errors come before any trial)."""
-
-    def __init__(self, cfg, data: data_lib.DataBundle, space: dict, replicas: int, backbone):
-        """`backbone`: a backbone at the data's size on a module of its own, for features."""
-        self.cfg, self.data, self.space, self.replicas = cfg, data, space, replicas
-        self.by_size = {data.image_size: _prepare(cfg, data, space, lambda: backbone)}
-
-    def at(self, image_size: int) -> SearchData:
-        if image_size not in self.by_size:
-            cfg = dataclasses.replace(self.cfg, data=dataclasses.replace(
-                self.cfg.data, image_size=image_size))
-            data = data_lib.at_image_size(self.data, cfg.data, cfg.seed, os.path.join(
-                cfg.output_dir, run_folder.CACHE), self.replicas)
-            # Its own module (trials change the weights of the one they share), loaded once
-            # for both splits and only if their features are not on disk.
-            backbone = functools.cache(
-                lambda: model_lib.build_backbone(cfg.backbone, image_size)[0])
-            self.by_size[image_size] = _prepare(cfg, data, self.space, backbone)
-        return self.by_size[image_size]
-
-
 class TransferHyperModel(kt.HyperModel):
-    def __init__(self, cfg, space: dict, inputs: SearchInputs, feature_width: int, module):
+    def __init__(self, cfg, space: dict, inputs: inputs_lib.SearchInputs, feature_width: int, module):
         """`module`: the hub module, loaded once (in the strategy's scope) for all trials."""
         super().__init__(name="tftransfer")
         self.cfg, self.space, self.inputs, self.feature_width = cfg, space, inputs, feature_width
@@ -107,7 +74,7 @@ class TransferHyperModel(kt.HyperModel):
         """Trials train on adversarial batches only where the space holds `adversarial`."""
         return "adversarial" in self.space and cfg.adversarial.adversarial != "none"
 
-    def _inputs(self, cfg) -> SearchData:
+    def _inputs(self, cfg) -> inputs_lib.SearchData:
         return self.inputs.at(cfg.data.image_size)
 
     def _uses_cache(self, cfg) -> bool:
@@ -198,54 +165,12 @@ class SearchBudget:
     secured_seconds: float = 0.0            # the final training's share after it
 
 
-def may_use_cache(space: dict) -> bool:
-    def allows(name, value):
-        spec = space[name]
-        if isinstance(spec, search_space.Choice):
-            return value in spec.values
-        return isinstance(spec, search_space.Fixed) and spec.value == value
-    return allows("fine_tune_depth", 0) and allows("augment", False)
-
-
 def _check_depths(space: dict, num_blocks: int) -> None:
     depths = search_space.values_of(space["fine_tune_depth"])
     bad = [d for d in depths if not isinstance(d, int) or d < -1 or d > num_blocks]
     if bad:
         raise UserError(f"--search_space: fine_tune_depth {bad} outside -1..{num_blocks} "
                         f"(the backbone has {num_blocks} blocks)")
-
-
-def _no_validation(d) -> UserError:
-    """The search's error when the data gave no validation examples, naming why."""
-    if d.validation_fraction == 0:
-        why = ("--validation_fraction=0 and the data has no validation split "
-               "(--validation_split, or a validation/ folder)")
-    else:
-        why = (f"--validation_fraction={d.validation_fraction:g} of the training images "
-               f"rounds to none in every class; raise it or add a validation/ folder")
-    return UserError(f"a search needs validation data: {why}")
-
-
-def _prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchData:
-    """`backbone()`: the backbone that extracts cached features, if they are not on disk."""
-    train, size = data_lib.subset(data.train_unbatched, data.sizes["train"],
-                                  cfg.search.search_fraction, cfg.seed)
-    if data.validation is None:
-        raise _no_validation(cfg.data)
-    cached = None
-    if may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
-        cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
-        common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
-                      data=data.fingerprint, seed=cfg.seed)
-        splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
-                            dict(split="train", fraction=cfg.search.search_fraction)),
-                  "validation": (data.validation, dict(split="validation"))}
-        # Held as tensors, which every trial's feature_dataset reads without a copy.
-        cached = {split: tuple(map(tf.constant, cache.get(
-                      features_lib.cache_key(**common, **key), split, backbone, images,
-                      cfg.data.image_size)))
-                  for split, (images, key) in splits.items()}
-    return SearchData(data, train, size, cached)
 
 
 def _trial_records(tuner) -> list[dict]:
@@ -260,13 +185,6 @@ def _trial_records(tuner) -> list[dict]:
     # the trial files in, which differs between an uninterrupted and a resumed search.
     return sorted(records, key=lambda r: (-(r["score"] if r["score"] is not None else -1),
                                           r["trial_id"]))
-
-
-def image_sizes(data: data_lib.DataBundle) -> tuple[int, ...]:
-    """The resolutions to search: from the data's own size when --image_size left it open."""
-    if data.own_size is None:
-        return ()
-    return search_space.resolutions(data.own_size)
 
 
 def make_space(cfg, train_examples: int, num_blocks: int,
@@ -301,50 +219,6 @@ def prior_examples(cfg, data: data_lib.DataBundle) -> int:
     return int(data.sizes["train"] * cfg.search.search_fraction)
 
 
-def _is_start(trial: dict, start: dict) -> bool:
-    values = {k: v for k, v in trial["hyperparameters"].items() if not k.startswith("tuner/")}
-    return all(start.get(k) == v for k, v in values.items())
-
-
-def _start_trial(trials: list[dict], start: dict) -> dict | None:
-    """The completed trial of the starting point (Hyperband's longest run of it)."""
-    runs = [t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED
-            and _is_start(t, start)]
-    return max(runs, key=lambda t: t["hyperparameters"].get("tuner/epochs", 0), default=None)
-
-
-def _score_again(tuner, strategy, trial: dict) -> float:
-    """The trial's configuration trained once more, with a seed no execution of it used."""
-    hypermodel = tuner.hypermodel
-    hp = tuner.oracle.get_space()
-    hp.values = dict(trial["hyperparameters"])
-    hypermodel.begin_trial()
-    hypermodel.executions = hypermodel.cfg.search.executions_per_trial
-    with strategy.scope():
-        model = hypermodel.build(hp)
-    epochs = trial["hyperparameters"].get("tuner/epochs", hypermodel.cfg.search.search_epochs)
-    return hypermodel.fit(hp, model, epochs=epochs)[OBJECTIVE]
-
-
-def _do_no_harm(tuner, strategy, trials: list[dict], best: dict, validation_examples: int,
-                budget: SearchBudget | None) -> selection.Decision | None:
-    """Keeps the starting point unless the best trial beats it by more than the noise
-    (selection.py); None when the starting point did not complete."""
-    start = _start_trial(trials, tuner.oracle.starting_values())
-    if start is None:
-        logging.warning("The starting point has no completed trial: the best trial is taken")
-        return None
-    scores = (start["score"],)
-    if (selection.needs_second_seed(best["score"], start["score"])
-            and (budget is None or time.time() + getattr(
-                tuner.oracle, "expected_trial_seconds", lambda: budget.trial_seconds)()
-                 <= budget.deadline)):
-        scores += (_score_again(tuner, strategy, start),)
-    decision = selection.decide(best["score"], scores, validation_examples)
-    logging.info("%s", decision.describe())
-    return decision
-
-
 def run_search(cfg, data: data_lib.DataBundle, strategy,
                budget: SearchBudget | None = None) -> SearchResult | None:
     """Searches, writes <output_dir>/search.json, and returns the values to train.
@@ -353,12 +227,12 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     worker is done, then reports; a tuner worker runs trials and returns None."""
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
     prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks,
-                              image_sizes(data))
+                              inputs_lib.image_sizes(data))
     if budget is not None and budget.depths is not None:
         space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
-    inputs = SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
+    inputs = inputs_lib.SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
     del backbone
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
@@ -387,11 +261,11 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     if best is None:
         atomic.write_json(search_json, record, indent=2)
         raise UserError("search finished without a completed trial; see search.json")
-    decision = _do_no_harm(tuner, strategy, trials, best, data.sizes.get("validation", 0),
-                           budget)
+    decision = start_point.decide(tuner, strategy, trials, best,
+                                  data.sizes.get("validation", 0), budget, OBJECTIVE)
     chosen = best
     if decision is not None and decision.keep_start:
-        chosen = _start_trial(trials, tuner.oracle.starting_values())
+        chosen = start_point.start_trial(trials, tuner.oracle.starting_values())
     atomic.write_json(search_json, {
         **record, "chosen_trial": chosen["trial_id"],
         "do_no_harm": None if decision is None else decision.to_dict()}, indent=2)

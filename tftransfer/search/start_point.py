@@ -1,0 +1,55 @@
+"""Do no harm: a budgeted search's starting point (the flags) is kept unless its best
+trial beats it by more than the noise (selection.py holds the rule); when it might, the
+starting point is trained once more with another seed to measure that noise."""
+from __future__ import annotations
+
+import time
+
+import keras_tuner as kt
+from absl import logging
+
+from tftransfer.search import selection
+
+
+def _is_start(trial: dict, start: dict) -> bool:
+    values = {k: v for k, v in trial["hyperparameters"].items() if not k.startswith("tuner/")}
+    return all(start.get(k) == v for k, v in values.items())
+
+
+def start_trial(trials: list[dict], start: dict) -> dict | None:
+    """The completed trial of the starting point (Hyperband's longest run of it)."""
+    runs = [t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED
+            and _is_start(t, start)]
+    return max(runs, key=lambda t: t["hyperparameters"].get("tuner/epochs", 0), default=None)
+
+
+def _score_again(tuner, strategy, trial: dict, objective: str) -> float:
+    """The trial's configuration trained once more, with a seed no execution of it used."""
+    hypermodel = tuner.hypermodel
+    hp = tuner.oracle.get_space()
+    hp.values = dict(trial["hyperparameters"])
+    hypermodel.begin_trial()
+    hypermodel.executions = hypermodel.cfg.search.executions_per_trial
+    with strategy.scope():
+        model = hypermodel.build(hp)
+    epochs = trial["hyperparameters"].get("tuner/epochs", hypermodel.cfg.search.search_epochs)
+    return hypermodel.fit(hp, model, epochs=epochs)[objective]
+
+
+def decide(tuner, strategy, trials: list[dict], best: dict, validation_examples: int,
+           budget, objective: str) -> selection.Decision | None:
+    """`budget`: the search's SearchBudget, or None. Keeps the starting point unless the best trial beats it by more than the noise
+    (selection.py); None when the starting point did not complete."""
+    start = start_trial(trials, tuner.oracle.starting_values())
+    if start is None:
+        logging.warning("The starting point has no completed trial: the best trial is taken")
+        return None
+    scores = (start["score"],)
+    if (selection.needs_second_seed(best["score"], start["score"])
+            and (budget is None or time.time() + getattr(
+                tuner.oracle, "expected_trial_seconds", lambda: budget.trial_seconds)()
+                 <= budget.deadline)):
+        scores += (_score_again(tuner, strategy, start, objective),)
+    decision = selection.decide(best["score"], scores, validation_examples)
+    logging.info("%s", decision.describe())
+    return decision
