@@ -5,6 +5,7 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,3 +135,20 @@ def test_bad_process_counts_are_usage_errors(argv, capsys):
         launch.main(argv)
     assert raised.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_ports_come_from_below_the_ephemeral_range_and_skip_taken_ones(tmp_path, monkeypatch):
+    """No outgoing connection can take such a port as its source port before the process
+    that is to listen on it has started."""
+    ephemeral = tmp_path / "ip_local_port_range"
+    ephemeral.write_text("32768\t60999\n")
+    monkeypatch.setattr(launch, "EPHEMERAL_RANGE", str(ephemeral))
+    first = launch.free_ports(1, seed=7)[0]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first))
+        taken.listen()
+        ports = launch.free_ports(3, seed=7)
+    assert first not in ports and len(set(ports)) == 3
+    assert all(launch.LOWEST_PORT <= port < 32768 for port in ports)
+    monkeypatch.setattr(launch, "EPHEMERAL_RANGE", str(tmp_path / "absent"))
+    assert len(set(launch.free_ports(2))) == 2   # the kernel's choice, as before

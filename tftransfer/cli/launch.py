@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -42,13 +43,38 @@ class ProcessSpec:
     env: dict[str, str]   # added to this process's environment
 
 
-def free_ports(count: int, host: str = HOST) -> list[int]:
-    """`count` distinct ports that were free a moment ago (all held open while choosing)."""
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_PORT = 20000
+
+
+def _ephemeral_start() -> int | None:
+    try:
+        with open(EPHEMERAL_RANGE, encoding="utf-8") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def free_ports(count: int, host: str = HOST, seed: int | None = None) -> list[int]:
+    """`count` distinct ports free a moment ago, below the kernel's ephemeral range when it
+    is known. A process binds its port only after loading TensorFlow and the data (a
+    minute under load); a port from the ephemeral range could be taken meanwhile as the
+    source port of any outgoing connection, including a worker's own retries towards it."""
+    start = _ephemeral_start()
+    candidates = list(range(LOWEST_PORT, start)) if start and start > LOWEST_PORT else []
+    random.Random(seed).shuffle(candidates)
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
+        ports = []
+        for port in [*candidates, *[0] * count]:   # bind(0), the kernel's choice, last
+            if len(ports) == count:
+                break
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def _run_command(run_args: Sequence[str]) -> list[str]:
