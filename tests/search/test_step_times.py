@@ -38,29 +38,3 @@ def test_smaller_searched_sizes_are_measured_and_larger_ones_interpolated(
     assert set(times.scale) == {32, 16, 24, 64} and times.scale[32] == 1.0
     assert all(f > 0 for f in times.scale.values())
     assert times.scale[64] == times.scale[32]   # beyond the measured: the nearest's factor
-
-
-def test_depths_are_timed_at_a_smaller_searched_size_and_carried_to_the_run_size(
-        tmp_path, tiny_hub_dir, color_folder, monkeypatch):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=32,
-                      batch_size=16, fine_tune_depth=1)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
-    monkeypatch.setattr(step_times, "MEASURING_SIZE", 16)
-    built_at, frozen_at = [], []
-    built, frozen_step = step_times._built, step_times._frozen_step
-
-    def recorded_build(cfg, module, num_classes, size, depth, strategy):
-        built_at.append(size)
-        return built(cfg, module, num_classes, size, depth, strategy)
-
-    def recorded_step(cfg, module, images, labels, num_classes, size, strategy):
-        frozen_at.append(size)
-        return frozen_step(cfg, module, images, labels, num_classes, size, strategy)
-    monkeypatch.setattr(step_times, "_built", recorded_build)
-    monkeypatch.setattr(step_times, "_frozen_step", recorded_step)
-    times = step_times.measure(cfg, data, (0, 1, -1), strategy, sizes=(32, 16, 24))
-    assert set(built_at[:3]) == {16}        # frozen, depth 1 and all blocks, at 16 px
-    assert sorted(frozen_at) == [24, 32]    # the factor to each other size, measured
-    assert times.scale[32] == 1.0 and set(times.scale) == {32, 16, 24}
-    assert all(f > 0 for f in times.scale.values()) and set(times.train) == {0, 1, -1}

@@ -1,6 +1,5 @@
 """What a training step of each candidate configuration costs on this machine: a few real
-steps each, on a real training batch at the run's batch size, at the run's resolution or,
-when a search tries smaller ones, at a smaller one scaled by measured frozen steps.
+steps each, on a real training batch, at the run's resolution and batch size.
 
 Measured on a separately loaded hub module, so the steps taken leave the pretrained
 weights every later stage starts from untouched.
@@ -24,7 +23,6 @@ WARM_STEPS = 2
 REPEATS = 3
 CHEAP_TIMING = 2.0  # seconds: a timing that takes longer is not repeated (start-up counts)
 INPUT_BATCHES = 16  # the pipeline's prefetch buffer hides the cost of the first few
-MEASURING_SIZE = 64
 
 
 def _per_step(run, steps: int = STEPS) -> tuple[float, float]:
@@ -87,37 +85,27 @@ def _frozen_step(cfg, module, images, labels, num_classes: int, size: int, strat
     return _per_step(_fitting(model, batches))[1]
 
 
-def _measuring_size(size: int, sizes) -> int:
-    """The resolution the depths' steps are timed at: the run's own, or, when a search
-    tries smaller ones, the smallest of those at least MEASURING_SIZE px. Timing the
-    deepest fine-tuning at 224 px took ~25 s of a 3-minute budget's start-up; at 64 px it
-    is several times cheaper, and measured frozen steps carry it to the other sizes."""
-    return min((s for s in sizes if MEASURING_SIZE <= s < size), default=size)
-
-
-def _size_scale(cfg, module, images, labels, num_classes, base: int, sizes, frozen: float,
+def _size_scale(cfg, module, images, labels, num_classes, sizes, frozen: float,
                 strategy) -> dict[int, float]:
-    """Each size's step-time factor against `base`'s, where a frozen step took `frozen`
-    seconds: a frozen step at each other size up to the run's own measured (a factor
-    interpolated in pixels was ~20 % high at 128 px), any beyond interpolated."""
-    measured = {base: 1.0}
-    for size in sorted(set(sizes) | {cfg.data.image_size}):
-        if size != base and size <= cfg.data.image_size:
-            measured[size] = _frozen_step(cfg, module, images, labels, num_classes, size,
-                                          strategy) / frozen
-    return budget_lib.scale_by_pixels(measured, set(sizes) | {cfg.data.image_size})
+    """Each searched size's step-time factor against the run's own: a frozen step at each
+    smaller size measured (a few seconds each: small steps are cheap, and a factor
+    interpolated in pixels was ~20 % high at 128 px), larger ones interpolated."""
+    size = cfg.data.image_size
+    measured = {size: 1.0}
+    for smaller in sorted(s for s in sizes if s < size):
+        measured[smaller] = _frozen_step(cfg, module, images, labels, num_classes, smaller,
+                                         strategy) / frozen
+    return budget_lib.scale_by_pixels(measured, sizes)
 
 
 def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
-    """Step times at the run's resolution for frozen training, each fine-tune depth in
-    `depths` (some measured, the rest interpolated), inference, a head on features, and
-    the input pipeline; `setup`: the mean build-and-first-step seen; `scale`: for each of
-    `sizes`, the searched resolutions, its steps' factor."""
+    """Step times for frozen training, each fine-tune depth in `depths` (some measured,
+    the rest interpolated), inference, a head on features, and the input pipeline;
+    `setup`: the mean build-and-first-step seen; `scale`: for each of `sizes`, the
+    searched resolutions."""
     images, labels = next(iter(data.train))
+    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
     size, num_classes = cfg.data.image_size, data.num_classes
-    base = _measuring_size(size, sizes)
-    base_images = images if base == size else tf.image.resize(images, (base, base))
-    batches = tf.data.Dataset.from_tensors((base_images, labels)).repeat()
 
     def predicting(model):
         return lambda n: model.predict(batches.map(lambda x, y: x), steps=n, verbose=0)
@@ -126,30 +114,25 @@ def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
     train, setups, forward, head_step = {}, [], None, None
     measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth)
     for depth in sorted(measured, key=lambda d: (d == -1, d)):
-        model, built = _built(cfg, module, num_classes, base, depth, strategy)
+        model, built = _built(cfg, module, num_classes, size, depth, strategy)
         first, train[depth] = _per_step(_fitting(model, batches))
         setups.append(built + first)
         if depth == 0:
             _, forward = _per_step(predicting(model))
             features = tf.data.Dataset.from_tensors(
-                (model.backbone(base_images, training=False), labels)).repeat()
+                (model.backbone(images, training=False), labels)).repeat()
             with strategy.scope():
                 head = model_lib.build_head(model.head.input_shape[-1], num_classes, cfg.head)
                 _compile(head, cfg, num_classes)
             _, head_step = _per_step(
                 lambda n: head.fit(features, steps_per_epoch=n, epochs=1, verbose=0))
-    to_base = _size_scale(cfg, module, images, labels, num_classes, base, sizes, train[0],
-                          strategy)
-    own = to_base[size]   # the run's size against the one the depths were timed at
-    train = budget_lib.interpolate_depths({d: t * own for d, t in train.items()}, depths,
-                                          model.backbone.num_blocks)
-    scale = {s: f / own for s, f in to_base.items() if s in sizes}
-    times = budget_lib.StepTimes(forward * own, head_step, train, statistics.mean(setups),
+    scale = _size_scale(cfg, module, images, labels, num_classes, sizes, train[0], strategy)
+    train = budget_lib.interpolate_depths(train, depths, model.backbone.num_blocks)
+    times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
                                  _input_seconds(data.train), scale)
     logging.info("Step times (s per batch of %d at %d px): train %s (measured at depths "
-                 "%s at %d px), input %.3f, inference %.3f, head on features %.4f; building "
-                 "a model %.1f s; other sizes x%s", int(images.shape[0]), size,
-                 {d: round(t, 3) for d, t in train.items()}, sorted(measured), base,
-                 times.input, times.forward, head_step, times.setup,
-                 {s: round(f, 3) for s, f in scale.items()})
+                 "%s), input %.3f, inference %.3f, head on features %.4f; building a model "
+                 "%.1f s; other sizes x%s", int(images.shape[0]), size,
+                 {d: round(t, 3) for d, t in train.items()}, sorted(measured), times.input,
+                 forward, head_step, times.setup, {s: round(f, 3) for s, f in scale.items()})
     return times
