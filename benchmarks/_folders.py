@@ -6,7 +6,11 @@ Fashion-MNIST, for benchmarks that must run as a user with a folder would:
   upscaled to `size` px RGB with a random tint per image: another class count, resolution
   and colour statistics than the backbone's ImageNet or Fashion-MNIST's own.
 
-    python3 benchmarks/_folders.py KIND OUT_DIR [--per_class=N] [--size=PX]
+`imbalance` R > 1 makes the training and validation splits long-tailed: the classes'
+counts fall geometrically from `per_class` to `per_class / R` in a seeded order; the test
+split stays balanced, so balanced accuracy is the mean recall over equal shares.
+
+    python3 benchmarks/_folders.py KIND OUT_DIR [--per_class=N] [--size=PX] [--imbalance=R]
 """
 from __future__ import annotations
 
@@ -41,7 +45,16 @@ def _write(folder, images, names, transform) -> None:
         Image.fromarray(transform(image[..., 0], i)).save(os.path.join(folder, name, f"{i}.png"))
 
 
-def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0) -> str:
+def _tail(groups, imbalance: float, rng) -> dict[str, float]:
+    """Each class's share of `per_class` in a long-tailed split (1.0 down to 1/imbalance)."""
+    names = list(groups)
+    order = rng.permutation(len(names))
+    steps = max(len(names) - 1, 1)
+    return {names[i]: imbalance ** (-rank / steps) for rank, i in enumerate(order)}
+
+
+def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0,
+         imbalance: float = 1.0) -> str:
     """Writes the dataset under `out_dir` (if not there yet) and returns `out_dir`."""
     if os.path.isdir(os.path.join(out_dir, "test")):
         return out_dir
@@ -61,6 +74,7 @@ def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0)
             return (big[..., None] * tints[i % len(tints)]).astype(np.uint8)
     counts = {"train": per_class, "validation": max(per_class // 4, 10),
               "test": max(per_class // 2, 25)}
+    share = _tail(groups, imbalance, rng)
     for split, count in counts.items():
         source_x, source_y = (test_x, test_y) if split == "test" else (train_x, train_y)
         images, names = [], []
@@ -71,7 +85,8 @@ def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0)
                 pool = pool[len(pool) // 2:]  # disjoint from the training half
             elif split == "train":
                 pool = pool[:len(pool) // 2]
-            picked = rng.choice(pool, min(count, len(pool)), replace=False)
+            wanted = count if split == "test" else max(round(count * share[name]), 2)
+            picked = rng.choice(pool, min(wanted, len(pool)), replace=False)
             images.extend(source_x[picked])
             names.extend([name] * len(picked))
         _write(os.path.join(out_dir, split), images, names, transform)
@@ -84,8 +99,9 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--per_class", type=int, default=300)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--imbalance", type=float, default=1.0)
     args = parser.parse_args()
-    print(make(args.kind, args.out_dir, args.per_class, args.size))
+    print(make(args.kind, args.out_dir, args.per_class, args.size, imbalance=args.imbalance))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 # Longest first: the smoke runs go two at a time (much of each is single-threaded tracing).
 SCRIPTS = ["quickstart", "budget", "peers", "strategy", "serving", "pipeline", "search",
-           "feature_cache", "overhead", "compute_efficiency"]
+           "recipe", "feature_cache", "overhead", "compute_efficiency"]
 
 
 @pytest.fixture(scope="module")

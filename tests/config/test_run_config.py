@@ -69,6 +69,7 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"time_budget": "20 minutes"}, "time_budget"),
     ({"time_budget": "0s"}, "time_budget"),
     ({"time_budget": "-5m"}, "time_budget"),
+    ({"ema_momentum": 1.0}, "ema_momentum"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:

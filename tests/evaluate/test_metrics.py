@@ -45,8 +45,8 @@ def _leaves(value):
 
 def test_fixed_example_matches_hand_counts():
     result = classification_metrics.compute(LABELS, PROBS, NAMES3, num_bins=4)
-    assert set(result) == {"accuracy", "macro_f1", "weighted_f1", "auc_roc_macro_ovr",
-                           "expected_calibration_error", "confusion_matrix", "per_class",
+    assert set(result) == {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                           "auc_roc_macro_ovr", "expected_calibration_error", "confusion_matrix", "per_class",
                            "loss", "num_examples"}
     assert result["num_examples"] == 10
     assert result["accuracy"] == pytest.approx(7 / 10)
@@ -164,3 +164,12 @@ def test_loss_is_the_mean_negative_log_likelihood_of_the_true_class():
     result = classification_metrics.compute(LABELS, np.array(PROBS), ["a", "b", "c"])
     true_class = [PROBS[i][label] for i, label in enumerate(LABELS)]
     assert result["loss"] == pytest.approx(-np.mean(np.log(true_class)), rel=1e-6)
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
+    result = classification_metrics.compute(LABELS, PROBS, NAMES3)
+    assert result["balanced_accuracy"] == pytest.approx(np.mean(RECALL))
+    # A class no test example belongs to does not count.
+    absent = classification_metrics.compute([0, 0, 1], [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1],
+                                                        [0.1, 0.8, 0.1]], NAMES3)
+    assert absent["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)

@@ -34,3 +34,13 @@ def test_optimizers(name, cls):
                                                 (5, ["accuracy", "top5_accuracy"])])
 def test_top5_accuracy_only_with_five_classes_or_more(num_classes, names):
     assert [m.name for m in compile_lib.metrics(num_classes)] == names
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adagrad"])
+def test_ema_averages_over_a_tenth_of_the_phase_unless_told(name):
+    optimizer = compile_lib.make_optimizer(TrainConfig(optimizer=name, ema=True), 0.01, 5000)
+    assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(1 - 1 / 500)
+    short = compile_lib.ema_momentum(TrainConfig(ema=True), 30)   # at least 10 steps
+    assert short == pytest.approx(0.9)
+    assert compile_lib.ema_momentum(TrainConfig(ema=True, ema_momentum=0.99), 5000) == 0.99
+    assert not compile_lib.make_optimizer(TrainConfig(optimizer=name), 0.01, 5000).use_ema

@@ -11,7 +11,8 @@ def test_default_space_follows_the_prior_and_flags():
     space = ss.default_space(prior(500, 3), augment=False, batch_size=32)
     assert space["fine_tune_depth"] == ss.Choice((0, 1, 2, -1))  # small data may still fine-tune all
     assert space["augment"] == ss.Fixed(False) and space["batch_size"] == ss.Fixed(32)
-    assert set(space) == set(ss.SEARCHABLE) - {"image_size"} | {ss.SGD_LEARNING_RATE}
+    assert set(space) == (set(ss.SEARCHABLE) - {"image_size", "class_weight"}
+                          | {ss.SGD_LEARNING_RATE})
     adam, sgd = space["learning_rate"], space[ss.SGD_LEARNING_RATE]
     assert (sgd.min, sgd.max) == pytest.approx((adam.min * ss.SGD_LR_SCALE,
                                                 adam.max * ss.SGD_LR_SCALE))
@@ -35,6 +36,14 @@ def test_the_resolution_is_searched_only_with_more_than_one_size():
     space = ss.build_space(prior(500, 3), False, 32, {}, (224, 32, 64))
     assert space["image_size"] == ss.Choice((224, 32, 64))
     assert ss.start_at_flags(space, {"image_size": 224})["image_size"].values[0] == 224
+
+
+def test_class_weights_are_searched_on_imbalanced_training_data_only():
+    assert "class_weight" not in ss.default_space(prior(500, 3), False, 32)
+    space = ss.build_space(prior(500, 3), False, 32, {}, imbalanced=True)
+    assert space["class_weight"] == ss.Choice(("none", "balanced"))
+    started = ss.start_at_flags(space, {"class_weight": "balanced"})
+    assert started["class_weight"].values == ("balanced", "none")
 
 
 @pytest.mark.parametrize("bad", [[32, 4.5], [4], "x"])
@@ -105,6 +114,7 @@ def test_overrides_from_json(tmp_path):
     ({"dropout": {"min": "low", "max": 0.5}}, "range needs min <= max"),
     ({"optimizer": ["adam", "lion"]}, "optimizer choices"),
     ({"dropout": []}, "empty choice list"),
+    ({"class_weight": ["none", "inverse"]}, "class_weight values"),
 ])
 def test_bad_overrides_name_the_flag(tmp_path, content, message):
     path = tmp_path / "space.json"

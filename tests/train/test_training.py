@@ -1,8 +1,10 @@
+import dataclasses
 import json
 import os
 import warnings
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import make_config
@@ -188,3 +190,41 @@ def test_stop_at_deadline_ends_the_fit_before_an_epoch_that_would_overrun():
         return len(history.epoch)
     assert epochs_run(0.5) == 1        # a second 0.3 s epoch would end after 0.5 s
     assert epochs_run(60) == 5
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("none", None), ("balanced", {0: 0.5, 1: 1.5, 2: 3.0})])
+def test_class_weight_reaches_every_phase_from_the_training_counts(
+        tmp_path, tiny_hub_dir, color_folder, monkeypatch, mode, expected):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      fine_tune_depth=1, epochs=2, head_epochs=1, class_weight=mode)
+    data, backbone, classifier = _setup(cfg)
+    data = dataclasses.replace(data, class_counts={**data.class_counts, "train": [30, 10, 5]})
+    seen, fit = [], classifier.fit
+
+    def recorded(*args, **kwargs):
+        seen.append(kwargs.get("class_weight"))
+        return fit(*args, **kwargs)
+    monkeypatch.setattr(classifier, "fit", recorded)
+    train_lib.train(classifier, backbone, data, cfg)
+    assert len(seen) == 2 and all(w == (expected and pytest.approx(expected)) for w in seen)
+
+
+def test_with_ema_validation_sees_the_average_and_the_phase_ends_holding_it(
+        tmp_path, tiny_hub_dir, color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      fine_tune_depth=0, epochs=3, learning_rate=0.05, ema=True,
+                      ema_momentum=0.9)
+    data, backbone, classifier = _setup(cfg)
+    before = [v.numpy() for v in classifier.trainable_variables]
+    phases = train_lib.run_phases(classifier, backbone, data.train, data.validation,
+                                  data.sizes["train"], data.num_classes, cfg, [])
+    optimizer = classifier.optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.9
+    final = [v.numpy() for v in classifier.trainable_variables]
+    averaged = [v.numpy() for v in optimizer._model_variables_moving_average]
+    assert all(np.allclose(a, f) for a, f in zip(averaged, final))   # finalized
+    assert not all(np.allclose(b, f) for b, f in zip(before, final))
+    # The last validation ran on the weights the phase ended with: the average.
+    scores = classifier.evaluate(data.validation, return_dict=True, verbose=0)
+    assert phases[-1].history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-4)

@@ -124,7 +124,8 @@ def prune_and_export(classifier: TransferClassifier, data: DataBundle,
     callback = MagnitudePruning(cfg.compress.prune_sparsity, end_step)
     phases = train_lib.run_phases(pruned, pruned.backbone, data.train, data.validation,
                                   data.sizes["train"], data.num_classes, pruning_cfg,
-                                  [keras.callbacks.TerminateOnNaN(), callback])
+                                  [keras.callbacks.TerminateOnNaN(), callback],
+                                  class_counts=data.class_counts["train"])
     export_dir = export.export_saved_model(
         pruned, data.class_names, cfg.data.image_size, pruned.backbone.module,
         os.path.join(cfg.output_dir, run_folder.PRUNED_SAVED_MODEL), version=1)

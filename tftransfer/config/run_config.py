@@ -20,6 +20,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker", "tpu")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 SEARCHES = ("auto", "none", "hyperband", "bayesian", "random")
+CLASS_WEIGHTS = ("none", "balanced")
 BUDGET_SEARCH = "random"   # what --search=auto runs within a --time_budget (BUILD.md: why)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
@@ -100,6 +101,14 @@ class TrainConfig:
     momentum: float = field(0.9, "Momentum for SGD.")
     weight_decay: float = field(1e-4, "Decoupled weight decay for AdamW.")
     warmup_epochs: float = field(0.0, "Linear warm-up length of each phase, in epochs.")
+    ema: bool = field(False, "Keep an exponential moving average of the weights; it is "
+                             "what validation, the best checkpoint, evaluation and the "
+                             "export see.")
+    ema_momentum: float = field(0.0, "The average's momentum; 0: one that averages over "
+                                     "about the last 10 % of each phase's steps.")
+    class_weight: str = field("none", "Loss weight per class: none, or balanced (each "
+                                      "class's examples weigh n / (classes x its count)).",
+                              choices=CLASS_WEIGHTS)
     early_stopping_patience: int = field(3, "Epochs without validation improvement "
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")

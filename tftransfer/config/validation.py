@@ -92,6 +92,7 @@ def _check_train(cfg: RunConfig) -> None:
     _require(0 <= t.momentum < 1, "momentum", "must be in [0, 1)")
     _require(t.weight_decay >= 0, "weight_decay", "must be >= 0")
     _require(t.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
+    _require(0 <= t.ema_momentum < 1, "ema_momentum", "must be in [0, 1) (0: automatic)")
     _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
     _require(t.profile_steps >= 0, "profile_steps", "must be >= 0")
 

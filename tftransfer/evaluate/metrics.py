@@ -18,11 +18,12 @@ def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 1
 
     The predicted class of a row is its first argmax; accuracy, F1, the confusion matrix,
     per-class scores and calibration all use it. Keys: accuracy, top5_accuracy (only when
-    C >= 5), macro_f1, weighted_f1, auc_roc_macro_ovr, expected_calibration_error,
+    C >= 5), balanced_accuracy, macro_f1, weighted_f1, auc_roc_macro_ovr, expected_calibration_error,
     confusion_matrix (rows = true class, columns = predicted), per_class, loss (mean
     negative log-likelihood of the true class, no label smoothing), num_examples.
 
     Conventions:
+    - balanced_accuracy is the mean recall over the classes present in `labels`.
     - precision of a class that is never predicted is 0.0; recall (and F1) of a class
       absent from `labels` is 0.0. macro_f1 averages over all C classes, weighted_f1
       weights them by support.
@@ -40,6 +41,9 @@ def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 1
     result = {"accuracy": float(np.trace(confusion) / len(labels))}
     if num_classes >= 5:
         result["top5_accuracy"] = _top5_accuracy(labels, probabilities)
+    support = confusion.sum(axis=1)
+    present = support > 0
+    result["balanced_accuracy"] = float(np.mean(np.diag(confusion)[present] / support[present]))
     result["macro_f1"] = float(_f1_scores(labels, predicted, num_classes, "macro"))
     result["weighted_f1"] = float(_f1_scores(labels, predicted, num_classes, "weighted"))
     result["auc_roc_macro_ovr"] = _auc_roc_macro_ovr(labels, probabilities)

@@ -42,14 +42,32 @@ def learning_rate_schedule(peak: float, total_steps: int, warmup_steps: int):
         warmup_steps=warmup_steps)
 
 
-def make_optimizer(cfg: TrainConfig, learning_rate) -> keras.optimizers.Optimizer:
+# --ema without a momentum averages over about this share of a phase's steps (at least
+# EMA_MIN_STEPS): a fixed 0.999 would, in a phase of a few hundred steps, still hold much
+# of the weights it started from (Keras's average has no warm-up or bias correction).
+EMA_WINDOW_SHARE = 0.1
+EMA_MIN_STEPS = 10
+
+
+def ema_momentum(cfg: TrainConfig, steps: int) -> float:
+    """The average's momentum for a phase of `steps` optimizer steps."""
+    if cfg.ema_momentum:
+        return cfg.ema_momentum
+    return 1.0 - 1.0 / max(EMA_WINDOW_SHARE * steps, EMA_MIN_STEPS)
+
+
+def make_optimizer(cfg: TrainConfig, learning_rate,
+                   steps: int = 1) -> keras.optimizers.Optimizer:
+    """`steps`: the phase's optimizer steps, which set --ema's automatic momentum."""
+    ema = {"use_ema": True, "ema_momentum": ema_momentum(cfg, steps)} if cfg.ema else {}
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True,
+                                    **ema)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay, **ema)
     if cfg.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adagrad(learning_rate, **ema)
+    return keras.optimizers.Adam(learning_rate, **ema)
 
 
 # A head on cached features takes less time per step than Keras spends calling the step,
@@ -61,7 +79,7 @@ def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
                       label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
                       steps_per_execution: int = 1):
     schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
-    model.compile(optimizer=make_optimizer(cfg, schedule),
+    model.compile(optimizer=make_optimizer(cfg, schedule, steps),
                   loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
                   metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
                   steps_per_execution=steps_per_execution)

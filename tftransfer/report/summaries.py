@@ -15,8 +15,8 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
-SCALAR_KEYS = ("accuracy", "top5_accuracy", "macro_f1", "weighted_f1", "auc_roc_macro_ovr",
-               "expected_calibration_error", "loss")
+SCALAR_KEYS = ("accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+               "auc_roc_macro_ovr", "expected_calibration_error", "loss")
 # The summary writes its figures as TensorBoard images; these are their tags.
 FIGURE_TAGS = {"confusion_matrix": "evaluation/confusion_matrix",
                "augmented_samples": "data/augmented_training_samples",

@@ -47,7 +47,7 @@ class _Searched:
 def _searched(cfg, data) -> _Searched:
     backbone, _ = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
     _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks,
-                                 inputs_lib.image_sizes(data))
+                                 inputs_lib.image_sizes(data), data.class_counts["train"])
     sizes = space.get("image_size")
     return _Searched(tuple(search_space.values_of(space["fine_tune_depth"])),
                      tuple(sizes.values) if isinstance(sizes, search_space.Choice) else (),

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from tftransfer.config.run_config import (
-    ADVERSARIAL_ATTACKS, NATIVE_IMAGE_SIZE, OPTIMIZERS, ConfigError)
+    ADVERSARIAL_ATTACKS, CLASS_WEIGHTS, NATIVE_IMAGE_SIZE, OPTIMIZERS, ConfigError)
 from tftransfer.search.hyperrule import Prior
 
 
@@ -39,7 +39,7 @@ class Fixed:
 
 SEARCHABLE = ("head_units", "dropout", "l2", "label_smoothing", "optimizer", "learning_rate",
               "fine_tune_depth", "fine_tune_lr_factor", "bn_inference", "augment",
-              "batch_size", "image_size")
+              "batch_size", "image_size", "class_weight")
 # SGD's own learning rate, active only in trials that pick SGD; it becomes --learning_rate.
 SGD_LEARNING_RATE = "sgd_learning_rate"
 # Nesterov SGD (momentum 0.9) moves a head by ~10x its raw gradient times the learning rate,
@@ -48,7 +48,10 @@ SGD_LEARNING_RATE = "sgd_learning_rate"
 SGD_LR_SCALE = 10.0
 # Searched only when --search_space names them: a trial then trains on adversarial batches.
 ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
-OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL
+# Also only when named: the weights' average (--ema) is not yet measured on enough kinds
+# of data to earn a place in every default search.
+OPT_IN = ("ema", "ema_momentum")
+OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL + OPT_IN
 # The smallest searched input: a backbone built for 224 px reduces 32 px to a 1x1 map.
 SMALLEST_IMAGE_SIZE = 32
 
@@ -66,10 +69,13 @@ def resolutions(own_size: int, native: int = NATIVE_IMAGE_SIZE) -> tuple[int, ..
 
 
 def default_space(prior: Prior, augment: bool, batch_size: int,
-                  image_sizes: tuple[int, ...] = ()) -> dict[str, Any]:
-    """`image_sizes`: the resolutions to search (resolutions()); none or one: not searched."""
+                  image_sizes: tuple[int, ...] = (), imbalanced: bool = False) -> dict[str, Any]:
+    """`image_sizes`: the resolutions to search (resolutions()); none or one: not searched.
+    `imbalanced`: the training split's classes differ enough in size that balanced loss
+    weights are tried too (class_weights.IMBALANCED); otherwise --class_weight holds."""
     resolution = {"image_size": Choice(tuple(image_sizes))} if len(image_sizes) > 1 else {}
-    return {**resolution,
+    weights = {"class_weight": Choice(CLASS_WEIGHTS)} if imbalanced else {}
+    return {**resolution, **weights,
         # The starting point is the least regularised, largest head at the middle learning
         # rate: in a few epochs regularisation costs accuracy before it pays (in the search
         # benchmark the best frozen trials had a 512-256 head and dropout under 0.05).
@@ -130,6 +136,8 @@ def load_overrides(path: str) -> dict[str, Any]:
         raise ConfigError("search_space", f"optimizer choices must be in {OPTIMIZERS}")
     if not set(values_of(parsed.get("adversarial", Fixed("none")))) <= set(ADVERSARIAL_ATTACKS):
         raise ConfigError("search_space", f"adversarial values must be in {ADVERSARIAL_ATTACKS}")
+    if not set(values_of(parsed.get("class_weight", Fixed("none")))) <= set(CLASS_WEIGHTS):
+        raise ConfigError("search_space", f"class_weight values must be in {CLASS_WEIGHTS}")
     if not all(isinstance(size, int) and 8 <= size <= 4096
                for size in values_of(parsed.get("image_size", Fixed(224)))):
         raise ConfigError("search_space", "image_size values must be whole numbers of "
@@ -143,10 +151,11 @@ def values_of(spec) -> tuple:
 
 
 def build_space(prior: Prior, augment: bool, batch_size: int, overrides: dict[str, Any],
-                image_sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+                image_sizes: tuple[int, ...] = (), imbalanced: bool = False) -> dict[str, Any]:
     """The default space with the overrides; SGD keeps its own learning rate only where
     some trials pick SGD and the overrides did not set one learning rate for all."""
-    space = {**default_space(prior, augment, batch_size, image_sizes), **overrides}
+    space = {**default_space(prior, augment, batch_size, image_sizes, imbalanced),
+             **overrides}
     if ("sgd" not in values_of(space["optimizer"])
             or ("learning_rate" in overrides and SGD_LEARNING_RATE not in overrides)):
         del space[SGD_LEARNING_RATE]

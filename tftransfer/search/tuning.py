@@ -32,7 +32,11 @@ from tftransfer.search import (
     start_point,
     tuners,
 )
-from tftransfer.train import adversarial as adversarial_lib, training as train_lib
+from tftransfer.train import (
+    adversarial as adversarial_lib,
+    class_weights,
+    training as train_lib,
+)
 
 OBJECTIVE = "val_accuracy"
 
@@ -138,7 +142,8 @@ class TransferHyperModel(kt.HyperModel):
             phases = train_lib.run_phases(
                 model, backbone, train, validation, self._inputs(cfg).train_size,
                 self.inputs.data.num_classes, cfg,
-                [keras.callbacks.TerminateOnNaN(), *callbacks])
+                [keras.callbacks.TerminateOnNaN(), *callbacks],
+                class_counts=self.inputs.data.class_counts["train"])
         except TrainingDiverged as e:
             raise kt.errors.FailedTrialError(str(e)) from None
         merged: dict[str, list[float]] = {}
@@ -187,16 +192,18 @@ def _trial_records(tuner) -> list[dict]:
                                           r["trial_id"]))
 
 
-def make_space(cfg, train_examples: int, num_blocks: int,
-               sizes: tuple[int, ...] = ()) -> tuple[hyperrule.Prior, dict]:
+def make_space(cfg, train_examples: int, num_blocks: int, sizes: tuple[int, ...] = (),
+               class_counts=()) -> tuple[hyperrule.Prior, dict]:
     """The prior for this data size and backbone, and the space: the default one (searching
-    the resolutions `sizes`) with the --search_space overrides; a budgeted run starts it at
-    its own flags."""
+    the resolutions `sizes`, and class weights when the training split's `class_counts`
+    are imbalanced) with the --search_space overrides; a budgeted run starts it at its own
+    flags."""
     prior = hyperrule.prior(train_examples, num_blocks)
     overrides = (search_space.load_overrides(cfg.search.search_space)
                  if cfg.search.search_space else {})
+    imbalanced = class_weights.imbalance(class_counts) >= class_weights.IMBALANCED
     space = search_space.build_space(prior, cfg.data.augment, cfg.data.batch_size, overrides,
-                                     sizes)
+                                     sizes, imbalanced)
     _check_depths(space, num_blocks)
     if cfg.search.time_budget:
         space = search_space.start_at_flags(space, config_lib.to_flat(cfg))
@@ -227,7 +234,7 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     worker is done, then reports; a tuner worker runs trials and returns None."""
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
     prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks,
-                              inputs_lib.image_sizes(data))
+                              inputs_lib.image_sizes(data), data.class_counts["train"])
     if budget is not None and budget.depths is not None:
         space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,

@@ -28,6 +28,7 @@ from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
 from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
 from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.train import class_weights
 
 
 @dataclasses.dataclass
@@ -84,6 +85,12 @@ def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | Non
         os.path.join(backup_dir, f"{phase}.finished.json"))
 
 
+def _ema_callbacks(cfg: RunConfig) -> list:
+    """With --ema, validation and every later callback of an epoch (the best checkpoint
+    among them) see the averaged weights; training steps go on from the raw ones."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.train.ema else []
+
+
 def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int = 1) -> int:
     """Batches in one epoch of `train_data`: the dataset's own count when tf.data knows it,
     else counted with the batch the pipeline used, which replica_safe_batch_size may have
@@ -96,12 +103,15 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
 
 def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
                train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
-               backup_dir: str | None = None) -> list[PhaseResult]:
+               backup_dir: str | None = None,
+               class_counts: list[int] | None = None) -> list[PhaseResult]:
     """Runs the planned phases. `backbone` is None for a head trained on features.
-    With `backup_dir`, each phase backs up every epoch and resumes from its backup."""
+    With `backup_dir`, each phase backs up every epoch and resumes from its backup.
+    `class_counts`: the training split's, which --class_weight weighs the loss by."""
     steps = steps_per_epoch(train_data, train_size, cfg.data.batch_size,
                             classifier.distribute_strategy.num_replicas_in_sync)
     warmup_steps = int(cfg.train.warmup_epochs * steps)
+    class_weight = class_weights.of(cfg.train.class_weight, class_counts or [])
     results, phase_end = [], 0
     for name, depth, epochs, peak_lr in plan_phases(cfg):
         start, phase_end = phase_end, phase_end + epochs
@@ -116,13 +126,15 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights))
-        phase_callbacks, finished = _with_backup(classifier, callbacks, backup_dir, name)
+        phase_callbacks, finished = _with_backup(
+            classifier, [*_ema_callbacks(cfg), *callbacks], backup_dir, name)
         clock = time.perf_counter()
         # A finished phase (perhaps stopped early) only restores its final state: 0 epochs.
         # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
         history = classifier.fit(train_data, validation_data=validation_data,
                                  initial_epoch=start, epochs=start if finished else phase_end,
-                                 shuffle=False, verbose=2, callbacks=phase_callbacks)
+                                 shuffle=False, verbose=2, callbacks=phase_callbacks,
+                                 class_weight=class_weight)
         seconds = time.perf_counter() - clock
         _raise_if_diverged(history.history, name, peak_lr)
         # TensorBoard's HParams callback records one session and refuses a second fit().
@@ -260,7 +272,7 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
     try:
         phases = run_phases(classifier, backbone, data.train, data.validation,
                             data.sizes["train"], data.num_classes, cfg, callbacks,
-                            backup_dir=backup_dir)
+                            backup_dir=backup_dir, class_counts=data.class_counts["train"])
     except TrainingDiverged:
         shutil.rmtree(backup_dir, ignore_errors=True)  # diverged weights must not be resumed
         raise
