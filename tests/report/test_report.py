@@ -29,7 +29,7 @@ def finished_run(tmp_path):
                "data": {"sizes": {"train": 200, "test": 60}, "skipped": {"corrupt": 2},
                         "class_counts": {"train": [70, 60, 70], "test": [20, 20, 20]}},
                "training": {"phases": [{"name": "head", "epochs": 1, "seconds": 3.0,
-                                        "images_per_second": 66.0,
+                                        "images_per_second": 66.0, "ema_momentum": 0.99,
                                         "history": {"loss": [1.0], "val_loss": [1.1]}}]},
                "performance": {"device": "CPU: test", "parameters": {"total": 10},
                                "training_images_per_second": {"head": 66.0}},
@@ -63,7 +63,9 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert "Skipped files: 2 corrupt." in text
     assert "| bird | 70 | 20 |" in text                     # class counts per split
     assert "| 1 | 01 | COMPLETED | 0.9 | 5 | dropout=0.3 |" in text
-    assert f"| test | {metrics['test']['accuracy']:.4g} |" in text
+    assert f"| test | {metrics['test']['accuracy']:.4g} | – | " \
+           f"{metrics['test']['balanced_accuracy']:.4g} |" in text
+    assert "| head | 1 | 3 | 66 | 0.99 |" in text           # the weights' average (--ema)
     assert "Do no harm: trained trial 01, the best." in text
     assert "margin +0.045 against noise 0.01." in text
     assert "9 trials planned, 2 epochs each on 50% of the training split" in text

@@ -38,3 +38,21 @@ def test_smaller_searched_sizes_are_measured_and_larger_ones_interpolated(
     assert set(times.scale) == {32, 16, 24, 64} and times.scale[32] == 1.0
     assert all(f > 0 for f in times.scale.values())
     assert times.scale[64] == times.scale[32]   # beyond the measured: the nearest's factor
+
+
+def test_without_the_deepest_its_step_is_estimated_from_the_frozen_one(
+        tmp_path, tiny_hub_dir, color_folder, monkeypatch):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=24,
+                      batch_size=16)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    built_depths, built = [], step_times._built
+
+    def recorded(cfg, module, num_classes, size, depth, strategy):
+        built_depths.append(depth)
+        return built(cfg, module, num_classes, size, depth, strategy)
+    monkeypatch.setattr(step_times, "_built", recorded)
+    times = step_times.measure(cfg, data, (0, 1, 2, -1), strategy, deepest_too=False)
+    assert built_depths == [0]
+    assert times.train[-1] == times.train[0] * step_times.FULL_BACKPROP_FACTOR
+    assert times.train[0] < times.train[1] < times.train[2] < times.train[-1]

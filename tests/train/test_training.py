@@ -228,3 +228,4 @@ def test_with_ema_validation_sees_the_average_and_the_phase_ends_holding_it(
     # The last validation ran on the weights the phase ended with: the average.
     scores = classifier.evaluate(data.validation, return_dict=True, verbose=0)
     assert phases[-1].history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-4)
+    assert phases[-1].ema_momentum == pytest.approx(0.9)   # metrics.json's phases hold it

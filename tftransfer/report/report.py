@@ -174,10 +174,12 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     if "budget" in metrics:
         blocks += _budget_blocks(metrics["budget"])
     phases = metrics.get("training", {}).get("phases", [])
+    averaged = any(p.get("ema_momentum") for p in phases)
     blocks += [Heading("Training"),
-               Table(["phase", "epochs", "seconds", "images/s"],
+               Table(["phase", "epochs", "seconds", "images/s"]
+                     + (["weights' average (momentum)"] if averaged else []),
                      [(p["name"], p["epochs"], p["seconds"], p["images_per_second"])
-                      for p in phases])]
+                      + ((p.get("ema_momentum"),) if averaged else ()) for p in phases])]
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
     blocks += _metric_blocks(metrics)
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")

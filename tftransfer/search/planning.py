@@ -57,7 +57,8 @@ def _searched(cfg, data) -> _Searched:
 def _measured(cfg, data, strategy, ledger: Ledger, depths, sizes) -> budget_lib.StepTimes:
     if "step_times" in ledger.notes:
         return budget_lib.times_from_dict(ledger.notes["step_times"])
-    times = step_times.measure(cfg, data, depths, strategy, sizes)
+    times = step_times.measure(cfg, data, depths, strategy, sizes,
+                               deepest_too=ledger.budget >= step_times.MEASURE_DEEPEST_BUDGET)
     ledger.note("step_times", budget_lib.times_to_dict(times))
     return times
 

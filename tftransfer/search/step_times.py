@@ -55,10 +55,28 @@ def _input_seconds(dataset, batches: int = INPUT_BATCHES) -> float:
     return (time.perf_counter() - start) / batches
 
 
-def _measured_depths(depths, start_depth: int) -> set[int]:
-    """Frozen, the deepest and the run's own depth: the others are interpolated."""
+# Budgets below this do not time the deepest fine-tuning: tracing and timing it took
+# about 27 s, 15 % of a 3-minute budget, where it is rarely affordable anyway. Its step is
+# then taken as FULL_BACKPROP_FACTOR frozen steps (a backward pass costs about two
+# forward ones; on Lite0 at 224 px it was 3.3), and the search's deadline and the final
+# training's stop follow what steps really take.
+MEASURE_DEEPEST_BUDGET = 600.0
+FULL_BACKPROP_FACTOR = 3.0
+
+
+def _measured_depths(depths, start_depth: int, deepest_too: bool = True) -> set[int]:
+    """Frozen, the run's own depth and, with `deepest_too`, the deepest: the others are
+    interpolated."""
     deepest = -1 if -1 in depths else max(depths)
-    return {0, deepest, start_depth}
+    return {0, start_depth} | ({deepest} if deepest_too else set())
+
+
+def _with_deepest(train: dict[int, float], depths) -> dict[int, float]:
+    """`train` with the deepest of `depths` estimated from the frozen step if not timed."""
+    deepest = -1 if -1 in depths else max(depths)
+    if deepest in train:
+        return train
+    return {**train, deepest: train[0] * FULL_BACKPROP_FACTOR}
 
 
 def _built(cfg, module, num_classes: int, size: int, depth: int, strategy):
@@ -98,11 +116,12 @@ def _size_scale(cfg, module, images, labels, num_classes, sizes, frozen: float,
     return budget_lib.scale_by_pixels(measured, sizes)
 
 
-def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
+def measure(cfg, data, depths, strategy, sizes=(),
+            deepest_too: bool = True) -> budget_lib.StepTimes:
     """Step times for frozen training, each fine-tune depth in `depths` (some measured,
     the rest interpolated), inference, a head on features, and the input pipeline;
     `setup`: the mean build-and-first-step seen; `scale`: for each of `sizes`, the
-    searched resolutions."""
+    searched resolutions. Without `deepest_too`, the deepest depth is estimated."""
     images, labels = next(iter(data.train))
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
     size, num_classes = cfg.data.image_size, data.num_classes
@@ -112,7 +131,7 @@ def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
     train, setups, forward, head_step = {}, [], None, None
-    measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth)
+    measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth, deepest_too)
     for depth in sorted(measured, key=lambda d: (d == -1, d)):
         model, built = _built(cfg, module, num_classes, size, depth, strategy)
         first, train[depth] = _per_step(_fitting(model, batches))
@@ -127,7 +146,8 @@ def measure(cfg, data, depths, strategy, sizes=()) -> budget_lib.StepTimes:
             _, head_step = _per_step(
                 lambda n: head.fit(features, steps_per_epoch=n, epochs=1, verbose=0))
     scale = _size_scale(cfg, module, images, labels, num_classes, sizes, train[0], strategy)
-    train = budget_lib.interpolate_depths(train, depths, model.backbone.num_blocks)
+    train = budget_lib.interpolate_depths(_with_deepest(train, depths), depths,
+                                          model.backbone.num_blocks)
     times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
                                  _input_seconds(data.train), scale)
     logging.info("Step times (s per batch of %d at %d px): train %s (measured at depths "

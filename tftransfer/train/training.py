@@ -38,6 +38,7 @@ class PhaseResult:
     seconds: float
     images_per_second: float
     history: dict[str, list[float]]
+    ema_momentum: float | None = None   # the weights' average's, with --ema
 
 
 @dataclasses.dataclass
@@ -123,9 +124,11 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           epochs * steps, warmup_steps,
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
                                           if backbone is None else 1)
-        logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights",
+        logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
-                     len(classifier.trainable_weights))
+                     len(classifier.trainable_weights),
+                     f", weights averaged (momentum {classifier.optimizer.ema_momentum:.4f})"
+                     if cfg.train.ema else "")
         phase_callbacks, finished = _with_backup(
             classifier, [*_ema_callbacks(cfg), *callbacks], backup_dir, name)
         clock = time.perf_counter()
@@ -148,7 +151,8 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
             logging.info("Phase %s resumed from its backup at epoch %d", name,
                          history.epoch[0] + 1)
         result = PhaseResult(name, ran, seconds, ran * train_size / max(seconds, 1e-9),
-                             {k: [float(v) for v in vs] for k, vs in history.history.items()})
+                             {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                             classifier.optimizer.ema_momentum if cfg.train.ema else None)
         results.append(result)
         if backup_dir is not None:
             atomic.write_json(os.path.join(backup_dir, f"{name}.finished.json"),
