@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from typing import Callable
 
 import tensorflow as tf
 
@@ -30,12 +31,23 @@ class SearchData:
     data: data_lib.DataBundle
     train: object             # unbatched uint8 search subset of the training split
     train_size: int
-    cached: dict | None       # {"train": (features, labels) tensors, "validation": ...}
+    extract: Callable[[], dict] | None = None   # the cached features; None: not used
+
+    @property
+    def cacheable(self) -> bool:
+        return self.extract is not None
+
+    @functools.cached_property
+    def cached(self) -> dict | None:
+        """{"train": (features, labels) tensors, "validation": ...}, extracted when the
+        first trial that trains on them asks (a budget may end the search before one)."""
+        return None if self.extract is None else self.extract()
 
 
 class SearchInputs:
     """Each searched resolution's SearchData, prepared when a trial first asks for it:
-    the run's own resolution at once (its errors come before any trial)."""
+    the run's own resolution's at once (its errors come before any trial), though its
+    features wait, like every size's, for the first trial that trains on them."""
 
     def __init__(self, cfg, data: data_lib.DataBundle, space: dict, replicas: int, backbone):
         """`backbone`: a backbone at the data's size on a module of its own, for features."""
@@ -82,17 +94,19 @@ def prepare(cfg, data: data_lib.DataBundle, space: dict, backbone) -> SearchData
                                   cfg.search.search_fraction, cfg.seed)
     if data.validation is None:
         raise no_validation(cfg.data)
-    cached = None
-    if may_use_cache(space) and not cluster.is_search_chief():  # the chief runs no trials
-        cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
-        common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
-                      data=data.fingerprint, seed=cfg.seed)
-        splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
-                            dict(split="train", fraction=cfg.search.search_fraction)),
-                  "validation": (data.validation, dict(split="validation"))}
+    if not may_use_cache(space) or cluster.is_search_chief():   # the chief runs no trials
+        return SearchData(data, train, size)
+    cache = features_lib.FeatureCache(os.path.join(cfg.output_dir, run_folder.FEATURES))
+    common = dict(handle=cfg.backbone.hub_handle, image_size=cfg.data.image_size,
+                  data=data.fingerprint, seed=cfg.seed)
+    splits = {"train": (data_lib.batched(train, cfg.data.batch_size),
+                        dict(split="train", fraction=cfg.search.search_fraction)),
+              "validation": (data.validation, dict(split="validation"))}
+
+    def extract() -> dict:
         # Held as tensors, which every trial's feature_dataset reads without a copy.
-        cached = {split: tuple(map(tf.constant, cache.get(
-                      features_lib.cache_key(**common, **key), split, backbone, images,
-                      cfg.data.image_size)))
-                  for split, (images, key) in splits.items()}
-    return SearchData(data, train, size, cached)
+        return {split: tuple(map(tf.constant, cache.get(
+                    features_lib.cache_key(**common, **key), split, backbone, images,
+                    cfg.data.image_size)))
+                for split, (images, key) in splits.items()}
+    return SearchData(data, train, size, extract)

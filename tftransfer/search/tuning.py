@@ -58,7 +58,8 @@ def _best_of(history: dict[str, list[float]]) -> dict[str, float]:
 
 
 class TransferHyperModel(kt.HyperModel):
-    def __init__(self, cfg, space: dict, inputs: inputs_lib.SearchInputs, feature_width: int, module):
+    def __init__(self, cfg, space: dict, inputs: inputs_lib.SearchInputs, feature_width: int,
+                 module):
         """`module`: the hub module, loaded once (in the strategy's scope) for all trials."""
         super().__init__(name="tftransfer")
         self.cfg, self.space, self.inputs, self.feature_width = cfg, space, inputs, feature_width
@@ -82,8 +83,8 @@ class TransferHyperModel(kt.HyperModel):
         return self.inputs.at(cfg.data.image_size)
 
     def _uses_cache(self, cfg) -> bool:
-        return (self._inputs(cfg).cached is not None and cfg.backbone.fine_tune_depth == 0
-                and not cfg.data.augment and not self._adversarial(cfg))
+        return (cfg.backbone.fine_tune_depth == 0 and not cfg.data.augment
+                and not self._adversarial(cfg) and self._inputs(cfg).cacheable)
 
     def begin_trial(self) -> None:
         """Called by the tuner (tuners.py) before each trial's first build."""
