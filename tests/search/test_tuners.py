@@ -176,3 +176,28 @@ def test_slow_trials_end_the_search_early_enough_for_a_slow_final_training(make_
     assert oracle.effective_deadline() == pytest.approx(700.0)
     now["t"] = 620.0
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
+
+
+def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
+        make_tuner, monkeypatch):
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.deadline, oracle.trial_seconds, oracle.holdback_trials = 1000.0, 50.0, 1
+
+    def run(score):
+        trial = oracle.create_trial("tuner0")
+        now["t"] += 50
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score})
+        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+        return trial
+    start = run(0.5)
+    assert _searched(start.hyperparameters.values) == _searched(oracle.starting_values())
+    assert not oracle.start_beaten() and oracle.effective_deadline() == 1000.0
+    run(0.4)                                             # below the start: nothing to check
+    assert oracle.effective_deadline() == 1000.0
+    run(0.6)                                             # beats it: a second seed will run
+    assert oracle.start_beaten() and oracle.effective_deadline() == pytest.approx(950.0)

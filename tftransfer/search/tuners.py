@@ -20,6 +20,7 @@ from tftransfer import private_api
 from tftransfer.config import cluster
 from tftransfer.config.budget import MAX_SLOWDOWN, MIN_SLOWDOWN
 from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.search import selection
 
 
 class _StartsAtDefaults(private_api.StartingValuesFirst):
@@ -48,7 +49,7 @@ class _Deadline:
     it. A trial is expected to last the mean time between the trials handed out so far
     (trials cost more than their measured steps: checkpoints, summaries, a trace per phase;
     or less), else the plan's estimate. `holdback_trials` trials' time is kept back (for a
-    second seed of the starting point), and trials s× slower than planned move the end
+    second seed of the starting point) once a trial beats the start, and trials s× slower than planned move the end
     earlier by (s - 1)× the final training's secured seconds, as that training will be
     slower by as much (later, when they are faster). On a distributed search the chief's
     oracle decides, and each tuner worker stops when it is refused a trial."""
@@ -70,8 +71,22 @@ class _Deadline:
         ratio = self.expected_trial_seconds() / max(self.trial_seconds, 1e-9)
         return min(max(ratio, MIN_SLOWDOWN), MAX_SLOWDOWN)
 
+    def start_beaten(self) -> bool:
+        """Whether a completed trial scores above the starting point's completed one: only
+        then is a second seed of the start asked for, so only then is its time kept back
+        (kept back from the first trial, it left a 3-minute budget one trial)."""
+        start = self.starting_values()
+        scores = [(t.score, all(start.get(k) == v for k, v in t.hyperparameters.values.items()
+                                if not k.startswith("tuner/")))
+                  for t in self.trials.values()
+                  if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
+        starts = [score for score, is_start in scores if is_start]
+        return bool(starts) and selection.needs_second_seed(max(s for s, _ in scores),
+                                                            max(starts))
+
     def effective_deadline(self) -> float:
-        return (self.deadline - self.holdback_trials * self.expected_trial_seconds()
+        holdback = self.holdback_trials if self.start_beaten() else 0
+        return (self.deadline - holdback * self.expected_trial_seconds()
                 - self.secured_seconds * (self.slowdown() - 1))
 
     def populate_space(self, trial_id):
