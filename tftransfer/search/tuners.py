@@ -49,9 +49,9 @@ class _Deadline:
     it. A trial is expected to last the mean time between the trials handed out so far
     (trials cost more than their measured steps: checkpoints, summaries, a trace per phase;
     or less), else the plan's estimate. `holdback_trials` trials' time is kept back (for a
-    second seed of the starting point) once a trial beats the start, and trials s× slower than planned move the end
-    earlier by (s - 1)× the final training's secured seconds, as that training will be
-    slower by as much (later, when they are faster). On a distributed search the chief's
+    second seed of the starting point) once a trial beats the start, and trials s× slower
+    than planned move the end earlier by (s - 1)× the final training's secured seconds, as
+    that training will be slower by as much (later, when they are faster). On a distributed search the chief's
     oracle decides, and each tuner worker stops when it is refused a trial."""
 
     deadline: float | None = None
