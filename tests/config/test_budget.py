@@ -167,17 +167,3 @@ def test_the_start_trains_at_the_largest_size_whose_epochs_fit_half_the_time_lef
     assert alone.trials == 0 and alone.image_size > tight.image_size
     assert budget_lib.start_image_size(1.0, times, WORK, 4, 3, 0, sizes) == 32  # none fits
     assert budget_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False).image_size is None
-
-
-def test_a_small_budget_searches_the_resolutions_it_can_afford_before_dropping_depths():
-    times = StepTimes(**{**TIMES.__dict__, "scale": {224: 1.0, 32: 0.05, 64: 0.1, 128: 0.4}})
-    args = (10, times, WORK, 0, 3, (0, 4, 8, -1), False)
-    small = budget_lib.plan_run(80, *args, sizes=(224, 32, 64, 128))
-    assert small.trials >= budget_lib.MIN_TRIALS and small.sizes == (32, 64, 128)
-    assert small.image_size in small.sizes and "the sizes [224]" in small.why
-    roomy = budget_lib.plan_run(150, *args, sizes=(224, 32, 64, 128))
-    assert roomy.sizes == (224, 32, 64, 128) and roomy.depths == (0, 4, 8, -1)
-    assert budget_lib.plan_from_dict(small.to_dict()).sizes == (32, 64, 128)
-    assert budget_lib.plan_run(150, *args).sizes is None   # resolution not searched
-    assert list(budget_lib._cheaper_sizes((224, 32, 64, 128), 64)) == [
-        (224, 32, 64, 128), (32, 64, 128), (32, 64), (64,)]

@@ -10,7 +10,7 @@ from tftransfer.config.errors import TrainingDiverged, UserError
 from tftransfer.data import pipeline as data_lib
 from tftransfer.distribute import strategy as distribute
 from tftransfer.model import backbone as backbone_lib
-from tftransfer.search import space as search_space, tuners, tuning as search
+from tftransfer.search import tuners, tuning as search
 from tftransfer.train import training as train_lib
 
 
@@ -288,14 +288,3 @@ def test_bayesian_search_completes_its_trials(tmp_path, tiny_hub_dir, color_fold
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, search="bayesian", max_trials=2)
     result = _search(cfg)
     assert [t["status"] for t in result.trials] == ["COMPLETED", "COMPLETED"]
-
-
-def test_a_budget_cuts_the_space_to_the_depths_and_sizes_it_affords():
-    space = {"fine_tune_depth": search_space.Choice((0, 2, -1)),
-             "image_size": search_space.Choice((64, 224, 32)), "dropout": search_space.Fixed(0.1)}
-    cut = search._within(search._within(space, "fine_tune_depth", (0, 2)), "image_size",
-                         (32, 64))
-    assert cut["fine_tune_depth"].values == (0, 2) and cut["image_size"].values == (64, 32)
-    assert search._within(space, "image_size", None) is space
-    assert search._within({"dropout": space["dropout"]}, "image_size", (32,)) == {
-        "dropout": space["dropout"]}

@@ -183,7 +183,6 @@ class Plan:
     why: str
     depths: tuple[int, ...] | None = None   # the fine-tune depths the search may afford
     image_size: int | None = None           # the starting point's, when sizes are searched
-    sizes: tuple[int, ...] | None = None    # the resolutions the search may afford
 
     def to_dict(self) -> dict:
         # Rounded for reading, finely enough that a resumed run follows the same plan.
@@ -238,7 +237,7 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
     common = dict(budget=budget, spent=spent, reserve=reserve, trial_epochs=TRIAL_EPOCHS)
     if depths is not None:
         size, epochs, final = start.within(START_SHARE * available if sizes else available)
-        searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes, size,
+        searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
                                 available - final)
         if searched is not None:
             return Plan(**common, **searched, final=final, start_epochs=epochs,
@@ -252,46 +251,26 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
                 start_epochs=epochs, trial_seconds=0.0, why=why, image_size=size)
 
 
-def _search_plan(times, work, depths, start_depth, cache_frozen, sizes, start_size,
+def _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
                  search: float) -> dict | None:
     """The search's part of the plan in `search` seconds, or None if it holds too few
-    trials even without the dearest resolutions and depths (resolutions go first: a
-    random trial at 224 px costs many at a small image's own size)."""
+    trials even without the dearest depths."""
     for searched in _cheaper_first(times, work, depths, start_depth, cache_frozen):
-        for kept_sizes in _cheaper_sizes(sizes, start_size):
-            fraction = _search_fraction(times, work, searched, cache_frozen, search,
-                                        kept_sizes)
-            extraction = (sum(extraction_seconds(at_size(times, s), work, fraction)
-                              for s in kept_sizes or (None,))
-                          if cache_frozen and 0 in searched else 0.0)
-            mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen,
-                                     kept_sizes)
-            trials = int((search - extraction) // mean_trial)
-            if trials >= MIN_TRIALS:
-                left_out = [f"the {name} {sorted(set(every) - set(kept))}"
-                            for name, every, kept in (("depths", depths, searched),
-                                                      ("sizes", sizes, kept_sizes))
-                            if len(kept) < len(every)]
-                return dict(search=search, trials=min(trials, MAX_TRIALS),
-                            search_fraction=fraction, trial_seconds=mean_trial,
-                            why="the starting point's training secured; the rest searches"
-                                + (f", without {' and '.join(left_out)} it cannot afford"
-                                   if left_out else ""),
-                            depths=tuple(searched),
-                            sizes=tuple(kept_sizes) if sizes else None)
+        fraction = _search_fraction(times, work, searched, cache_frozen, search, sizes)
+        extraction = (sum(extraction_seconds(at_size(times, s), work, fraction)
+                          for s in sizes or (None,))
+                      if cache_frozen and 0 in searched else 0.0)
+        mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen, sizes)
+        trials = int((search - extraction) // mean_trial)
+        if trials >= MIN_TRIALS:
+            left_out = sorted(set(depths) - set(searched))
+            return dict(search=search, trials=min(trials, MAX_TRIALS),
+                        search_fraction=fraction, trial_seconds=mean_trial,
+                        why="the starting point's training secured; the rest searches"
+                            + (f", without the depths {left_out} it cannot afford"
+                               if left_out else ""),
+                        depths=tuple(searched))
     return None
-
-
-def _cheaper_sizes(sizes: tuple[int, ...], start_size: int | None):
-    """The searched resolutions, then ever fewer: the largest dropped first, the start's
-    kept."""
-    kept = list(sizes)
-    while True:
-        yield tuple(kept)
-        droppable = [s for s in kept if s != start_size]
-        if len(kept) < 2 or not droppable:
-            return
-        kept.remove(max(droppable))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,9 +322,8 @@ def _cheaper_first(times, work, depths, start_depth, cache_frozen):
 
 
 def plan_from_dict(saved: dict) -> Plan:
-    def as_tuple(name):
-        return None if saved.get(name) is None else tuple(saved[name])
-    return Plan(**{**saved, "depths": as_tuple("depths"), "sizes": as_tuple("sizes")})
+    depths = saved.get("depths")
+    return Plan(**{**saved, "depths": None if depths is None else tuple(depths)})
 
 
 def times_to_dict(times: StepTimes) -> dict:

@@ -168,7 +168,6 @@ class SearchBudget:
     deadline: float         # time.time() by which the search, second seed included, ends
     trial_seconds: float    # the plan's estimate of one trial
     depths: tuple[int, ...] | None = None   # the fine-tune depths it affords; None: all
-    sizes: tuple[int, ...] | None = None    # the resolutions it affords; None: all
     secured_seconds: float = 0.0            # the final training's share after it
 
 
@@ -212,13 +211,12 @@ def make_space(cfg, train_examples: int, num_blocks: int, sizes: tuple[int, ...]
     return prior, space
 
 
-def _within(space: dict, name: str, allowed: tuple | None) -> dict:
-    """The space with `name`'s choices cut to the `allowed` ones (None: all)."""
-    spec = space.get(name)
-    if allowed is None or not isinstance(spec, search_space.Choice):
+def _within_depths(space: dict, depths: tuple[int, ...]) -> dict:
+    spec = space["fine_tune_depth"]
+    if not isinstance(spec, search_space.Choice):
         return space
-    kept = tuple(v for v in spec.values if v in allowed)
-    return {**space, name: search_space.Choice(kept or spec.values[:1])}
+    kept = tuple(d for d in spec.values if d in depths)
+    return {**space, "fine_tune_depth": search_space.Choice(kept or spec.values[:1])}
 
 
 def prior_examples(cfg, data: data_lib.DataBundle) -> int:
@@ -238,9 +236,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     backbone, width = model_lib.build_backbone(cfg.backbone, cfg.data.image_size)
     prior, space = make_space(cfg, prior_examples(cfg, data), backbone.num_blocks,
                               inputs_lib.image_sizes(data), data.class_counts["train"])
-    if budget is not None:
-        space = _within(_within(space, "fine_tune_depth", budget.depths), "image_size",
-                        budget.sizes)
+    if budget is not None and budget.depths is not None:
+        space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
     inputs = inputs_lib.SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
