@@ -71,17 +71,18 @@ def main() -> None:
                               search_epochs=epochs, overwrite=True)
     from tftransfer.data import pipeline as data_lib
     from tftransfer.model import backbone as backbone_lib, classifier as model_lib
-    from tftransfer.search import tuning as search
+    from tftransfer.search import inputs as inputs_lib
 
     data = data_lib.load_data(cfg.data, cfg.seed, "")   # decoded into the memory cache
     module = backbone_lib.load_module(cfg.backbone.hub_handle)
     backbone, width = model_lib.build_backbone(cfg.backbone, image_size, module)
     space = _fixed_space(cfg)
     start = time.perf_counter()
-    with_cache = search.SearchInputs(cfg, data, space, 1, backbone)  # extracts both splits
+    with_cache = inputs_lib.SearchInputs(cfg, data, space, 1, backbone)
+    assert with_cache.at(data.image_size).cached is not None   # extracts both splits
     extraction = time.perf_counter() - start
     with_backbone = copy.copy(with_cache)
-    with_backbone.by_size = {size: dataclasses.replace(prepared, cached=None)
+    with_backbone.by_size = {size: dataclasses.replace(prepared, extract=None)
                              for size, prepared in with_cache.by_size.items()}
 
     def cached_trials():  # cheap: several, around the one with the backbone

@@ -6,12 +6,18 @@ from tftransfer.distribute import strategy as distribute
 from tftransfer.search import step_times
 
 
+def _setup(tmp_path, hub, folder, **values):
+    """(config, strategy, data) of a small run on the colour folder, batch 16."""
+    cfg = make_config(tmp_path, dataset=folder, hub_handle=hub, batch_size=16, **values)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    return cfg, strategy, data_lib.load_data(cfg.data, cfg.seed, "",
+                                             strategy.num_replicas_in_sync)
+
+
 def test_measures_frozen_the_deepest_and_the_flags_depth_and_interpolates_the_rest(
         tmp_path, tiny_hub_dir, color_folder):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=24,
-                      batch_size=16, fine_tune_depth=1)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    cfg, strategy, data = _setup(tmp_path, tiny_hub_dir, color_folder, image_size=24,
+                                 fine_tune_depth=1)
     times = step_times.measure(cfg, data, (0, 1, 2, -1), strategy)
     assert set(times.train) == {0, 1, 2, -1}
     assert all(t > 0 for t in (*times.train.values(), times.forward, times.head, times.setup))
@@ -22,10 +28,7 @@ def test_measures_frozen_the_deepest_and_the_flags_depth_and_interpolates_the_re
 
 def test_smaller_searched_sizes_are_measured_and_larger_ones_interpolated(
         tmp_path, tiny_hub_dir, color_folder, monkeypatch):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=32,
-                      batch_size=16)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    cfg, strategy, data = _setup(tmp_path, tiny_hub_dir, color_folder, image_size=32)
     sizes_measured = []
     original = step_times._frozen_step
 
@@ -42,10 +45,7 @@ def test_smaller_searched_sizes_are_measured_and_larger_ones_interpolated(
 
 def test_without_the_deepest_its_step_is_estimated_from_the_frozen_one(
         tmp_path, tiny_hub_dir, color_folder, monkeypatch):
-    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, image_size=24,
-                      batch_size=16)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    cfg, strategy, data = _setup(tmp_path, tiny_hub_dir, color_folder, image_size=24)
     built_depths, built = [], step_times._built
 
     def recorded(cfg, module, num_classes, size, depth, strategy):
