@@ -46,8 +46,8 @@ def _leaves(value):
 def test_fixed_example_matches_hand_counts():
     result = classification_metrics.compute(LABELS, PROBS, NAMES3, num_bins=4)
     assert set(result) == {"accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
-                           "auc_roc_macro_ovr", "expected_calibration_error", "confusion_matrix", "per_class",
-                           "loss", "num_examples"}
+                           "auc_roc_macro_ovr", "expected_calibration_error",
+                           "confusion_matrix", "per_class", "loss", "num_examples"}
     assert result["num_examples"] == 10
     assert result["accuracy"] == pytest.approx(7 / 10)
     assert result["confusion_matrix"] == CONFUSION

@@ -18,9 +18,10 @@ def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 1
 
     The predicted class of a row is its first argmax; accuracy, F1, the confusion matrix,
     per-class scores and calibration all use it. Keys: accuracy, top5_accuracy (only when
-    C >= 5), balanced_accuracy, macro_f1, weighted_f1, auc_roc_macro_ovr, expected_calibration_error,
-    confusion_matrix (rows = true class, columns = predicted), per_class, loss (mean
-    negative log-likelihood of the true class, no label smoothing), num_examples.
+    C >= 5), balanced_accuracy, macro_f1, weighted_f1, auc_roc_macro_ovr,
+    expected_calibration_error, confusion_matrix (rows = true class, columns = predicted),
+    per_class, loss (mean negative log-likelihood of the true class, no label smoothing),
+    num_examples.
 
     Conventions:
     - balanced_accuracy is the mean recall over the classes present in `labels`.

@@ -18,7 +18,8 @@ from tftransfer.report.format import Figure, Heading, Paragraph, Table, to_html,
 
 FIGURE_FOLDER = run_folder.REPORT_FILES
 _METRIC_COLUMNS = (("accuracy", "accuracy"), ("top5_accuracy", "top-5"),
-                   ("balanced_accuracy", "balanced"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1"),
+                   ("balanced_accuracy", "balanced"), ("macro_f1", "macro-F1"),
+                   ("weighted_f1", "weighted-F1"),
                    ("auc_roc_macro_ovr", "AUC-ROC"), ("expected_calibration_error", "ECE"),
                    ("loss", "loss"), ("num_examples", "examples"))
 

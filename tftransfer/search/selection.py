@@ -20,6 +20,12 @@ def standard_error(accuracy: float, examples: int) -> float:
     return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / max(examples, 1))
 
 
+def is_start(values: dict, start: dict) -> bool:
+    """Whether a trial's hyperparameter `values` are the starting point's (KerasTuner's own
+    "tuner/..." bookkeeping aside)."""
+    return all(start.get(k) == v for k, v in values.items() if not k.startswith("tuner/"))
+
+
 def needs_second_seed(best: float, start: float) -> bool:
     """Whether the decision needs the seed noise: some trial beats the starting point."""
     return best > start

@@ -11,15 +11,10 @@ from absl import logging
 from tftransfer.search import selection
 
 
-def _is_start(trial: dict, start: dict) -> bool:
-    values = {k: v for k, v in trial["hyperparameters"].items() if not k.startswith("tuner/")}
-    return all(start.get(k) == v for k, v in values.items())
-
-
 def start_trial(trials: list[dict], start: dict) -> dict | None:
     """The completed trial of the starting point (Hyperband's longest run of it)."""
     runs = [t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED
-            and _is_start(t, start)]
+            and selection.is_start(t["hyperparameters"], start)]
     return max(runs, key=lambda t: t["hyperparameters"].get("tuner/epochs", 0), default=None)
 
 
@@ -38,8 +33,9 @@ def _score_again(tuner, strategy, trial: dict, objective: str) -> float:
 
 def decide(tuner, strategy, trials: list[dict], best: dict, validation_examples: int,
            budget, objective: str) -> selection.Decision | None:
-    """`budget`: the search's SearchBudget, or None. Keeps the starting point unless the best trial beats it by more than the noise
-    (selection.py); None when the starting point did not complete."""
+    """`budget`: the search's SearchBudget, or None. Keeps the starting point unless the
+    best trial beats it by more than the noise (selection.py); None when the starting
+    point did not complete."""
     start = start_trial(trials, tuner.oracle.starting_values())
     if start is None:
         logging.warning("The starting point has no completed trial: the best trial is taken")

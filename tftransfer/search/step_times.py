@@ -64,16 +64,19 @@ MEASURE_DEEPEST_BUDGET = 600.0
 FULL_BACKPROP_FACTOR = 3.0
 
 
+def _deepest(depths) -> int:
+    return -1 if -1 in depths else max(depths)
+
+
 def _measured_depths(depths, start_depth: int, deepest_too: bool = True) -> set[int]:
     """Frozen, the run's own depth and, with `deepest_too`, the deepest: the others are
     interpolated."""
-    deepest = -1 if -1 in depths else max(depths)
-    return {0, start_depth} | ({deepest} if deepest_too else set())
+    return {0, start_depth} | ({_deepest(depths)} if deepest_too else set())
 
 
 def _with_deepest(train: dict[int, float], depths) -> dict[int, float]:
     """`train` with the deepest of `depths` estimated from the frozen step if not timed."""
-    deepest = -1 if -1 in depths else max(depths)
+    deepest = _deepest(depths)
     if deepest in train:
         return train
     return {**train, deepest: train[0] * FULL_BACKPROP_FACTOR}

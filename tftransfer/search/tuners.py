@@ -51,8 +51,8 @@ class _Deadline:
     or less), else the plan's estimate. `holdback_trials` trials' time is kept back (for a
     second seed of the starting point) once a trial beats the start, and trials s× slower
     than planned move the end earlier by (s - 1)× the final training's secured seconds, as
-    that training will be slower by as much (later, when they are faster). On a distributed search the chief's
-    oracle decides, and each tuner worker stops when it is refused a trial."""
+    that training will be slower by as much (later, when they are faster). On a distributed
+    search the chief's oracle decides, and each tuner worker stops when it is refused a trial."""
 
     deadline: float | None = None
     trial_seconds: float = 0.0
@@ -76,8 +76,7 @@ class _Deadline:
         then is a second seed of the start asked for, so only then is its time kept back
         (kept back from the first trial, it left a 3-minute budget one trial)."""
         start = self.starting_values()
-        scores = [(t.score, all(start.get(k) == v for k, v in t.hyperparameters.values.items()
-                                if not k.startswith("tuner/")))
+        scores = [(t.score, selection.is_start(t.hyperparameters.values, start))
                   for t in self.trials.values()
                   if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
         starts = [score for score, is_start in scores if is_start]

@@ -7,6 +7,7 @@ class absent from training gets 1.0: it has no examples to weigh.
 from __future__ import annotations
 
 from typing import Sequence
+
 # Training splits whose largest class has at least this many times the examples of the
 # smallest let the search try balanced weights too.
 IMBALANCED = 3.0
