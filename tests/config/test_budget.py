@@ -31,8 +31,9 @@ def test_epoch_costs_follow_the_step_times():
 def test_a_roomy_budget_secures_the_starting_point_and_searches_with_the_rest():
     plan = budget_lib.plan_run(1200, 60, TIMES, WORK, start_depth=4, start_epochs=5,
                                depths=(0, 4, 8, -1), cache_frozen=True)
-    start_training = 5 + 5 * budget_lib.epoch_seconds(TIMES, WORK, 4)
-    assert plan.final == pytest.approx(start_training) and plan.start_epochs == 5
+    # Thrice --epochs fit in half the time left, so all of them are secured.
+    start_training = 5 + 15 * budget_lib.epoch_seconds(TIMES, WORK, 4)
+    assert plan.final == pytest.approx(start_training) and plan.start_epochs == 15
     assert plan.reserve == pytest.approx(budget_lib.EXPORT_SECONDS + 1.0)
     assert plan.search == pytest.approx((1200 - 60) * 0.95 - plan.reserve - plan.final)
     assert plan.search_fraction == 1.0 and plan.trials >= budget_lib.TARGET_TRIALS
@@ -46,6 +47,21 @@ def test_a_tighter_budget_searches_on_a_subset_first():
     assert plan.search_fraction < 1.0
     assert WORK.train * plan.search_fraction >= budget_lib.MIN_TRIAL_EXAMPLES
     assert plan.trials >= budget_lib.MIN_TRIALS
+
+
+def test_the_final_training_is_secured_up_to_thrice_its_epochs_within_half_the_time():
+    def plan(budget):
+        return budget_lib.plan_run(budget, 30, TIMES, WORK, start_depth=4, start_epochs=5,
+                                   depths=(0, 4), cache_frozen=True)
+    epoch = budget_lib.epoch_seconds(TIMES, WORK, 4)
+    middle = plan(600)
+    available = (600 - 30) * (1 - budget_lib.SAFETY) - middle.reserve
+    assert 5 < middle.start_epochs < 15 and middle.trials >= budget_lib.MIN_TRIALS
+    assert middle.final <= budget_lib.START_SHARE * available < middle.final + epoch
+    # Never less than --epochs, even beyond half the time.
+    tight = plan(260)
+    available = (260 - 30) * (1 - budget_lib.SAFETY) - tight.reserve
+    assert tight.start_epochs == 5 and tight.final > budget_lib.START_SHARE * available
 
 
 def test_a_budget_too_small_for_trials_trains_the_start_without_searching():
@@ -159,7 +175,7 @@ def test_the_start_trains_at_the_largest_size_whose_epochs_fit_half_the_time_lef
     roomy = budget_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False, sizes=sizes)
     assert roomy.image_size == 224
     tight = budget_lib.plan_run(150, 30, times, WORK, 4, 3, (0, 4), False, sizes=sizes)
-    assert tight.trials and tight.image_size in (32, 64, 128) and tight.start_epochs == 3
+    assert tight.trials and tight.image_size in (32, 64, 128) and tight.start_epochs >= 3
     available = (150 - 30) * (1 - budget_lib.SAFETY) - tight.reserve
     assert tight.final <= budget_lib.START_SHARE * available
     # Without a search the start may take all of the time: a larger size.

@@ -26,7 +26,11 @@ MAX_TRIALS = 60
 MAX_EPOCH_FACTOR = 3        # the final training runs at most this many times --epochs
 # With the resolution searched, the starting point trains at the largest size whose
 # --epochs fit in this share of the time left (else the smallest): securing a 224-px start
-# for small images would leave a small budget no search and few epochs.
+# for small images would leave a small budget no search and few epochs. Within the same
+# share the final training is secured more than --epochs, up to MAX_EPOCH_FACTOR times:
+# a search that leaves it only --epochs costs more than it finds in small budgets (3-minute
+# 400-image folder: 85.5 % after a 4-trial search, 88.0 % with the final training's epochs
+# filled, 91.5 % with no search at all).
 START_SHARE = 0.5
 # Bounds on how much slower (or faster) real trials may run than their estimate, when
 # the search and the final training are re-sized with it.
@@ -237,6 +241,7 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
     common = dict(budget=budget, spent=spent, reserve=reserve, trial_epochs=TRIAL_EPOCHS)
     if depths is not None:
         size, epochs, final = start.within(START_SHARE * available if sizes else available)
+        epochs, final = start.filled(size, START_SHARE * available, epochs, final)
         searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
                                 available - final)
         if searched is not None:
@@ -293,6 +298,17 @@ class _Start:
                                 self.epochs)
         return size, epochs, final_seconds(times, self.work, self.depth, epochs,
                                            self.head_epochs)
+
+    def filled(self, size: int | None, seconds: float, epochs: int,
+               secured: float) -> tuple[int, float]:
+        """(epochs, their seconds): the `epochs` already `secured` at `size`, or more, up
+        to MAX_EPOCH_FACTOR x --epochs, as fit in `seconds`."""
+        times = at_size(self.times, size)
+        more = _epochs_within(seconds, times, self.work, self.depth, self.head_epochs,
+                              MAX_EPOCH_FACTOR * self.epochs)
+        if more <= epochs:
+            return epochs, secured
+        return more, final_seconds(times, self.work, self.depth, more, self.head_epochs)
 
 
 def start_image_size(seconds: float, times: StepTimes, work: Workload, depth: int,
