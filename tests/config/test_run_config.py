@@ -70,6 +70,13 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"time_budget": "0s"}, "time_budget"),
     ({"time_budget": "-5m"}, "time_budget"),
     ({"ema_momentum": 1.0}, "ema_momentum"),
+    ({"layer_lr_decay": 0.0}, "layer_lr_decay"),
+    ({"layer_lr_decay": 1.5}, "layer_lr_decay"),
+    ({"unfreeze_schedule": (6, 2), "fine_tune_depth": -1}, "unfreeze_schedule"),
+    ({"unfreeze_schedule": (2, -1, 6), "fine_tune_depth": -1}, "unfreeze_schedule"),
+    ({"unfreeze_schedule": (0, 2), "fine_tune_depth": -1}, "unfreeze_schedule"),
+    ({"unfreeze_schedule": (2, 6), "fine_tune_depth": 0, "search": "none"},
+     "unfreeze_schedule"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:

@@ -1,7 +1,7 @@
 import pytest
 
 from tftransfer.config.run_config import DEFAULT_BLOCK_PATTERN
-from tftransfer.model.blocks import STEM, group_blocks, trainable_indices
+from tftransfer.model.blocks import STEM, group_blocks, rate_factors, trainable_indices
 
 LITE = ["stem/conv/kernel:0", "stem/bn/gamma:0", "blocks_0/dw/kernel:0", "blocks_0/bn/gamma:0",
         "blocks_1/dw/kernel:0", "blocks_10/dw/kernel:0", "head/conv/kernel:0", "head/bn/beta:0"]
@@ -39,3 +39,9 @@ def test_custom_pattern_overrides_default():
     names = ["a/layer1/k:0", "a/layer2/k:0", "a/layer2/b:0"]
     blocks = group_blocks(names, r"(layer\d)")
     assert [b.name for b in blocks] == ["layer1", "layer2"]
+
+
+def test_rate_factors_decay_block_by_block_from_the_top():
+    factors = rate_factors(group_blocks(LITE, DEFAULT_BLOCK_PATTERN), 0.5)
+    assert [factors[i] for i in range(len(LITE))] == [0.125, 0.125, 0.25, 0.25, 0.5,
+                                                      1.0, 1.0, 1.0]

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tftransfer.config.run_config import TrainConfig
 from tftransfer.model import compile as compile_lib
@@ -44,3 +45,25 @@ def test_ema_averages_over_a_tenth_of_the_phase_unless_told(name):
     assert short == pytest.approx(0.9)
     assert compile_lib.ema_momentum(TrainConfig(ema=True, ema_momentum=0.99), 5000) == 0.99
     assert not compile_lib.make_optimizer(TrainConfig(optimizer=name), 0.01, 5000).use_ema
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adagrad"])
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_each_variable_steps_at_the_rate_times_its_factor(name, replicas):
+    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2
+                else tf.distribute.get_strategy())
+    with strategy.scope():
+        top, below, head = (keras.Variable(np.ones(3, np.float32)) for _ in range(3))
+        optimizer = compile_lib.make_optimizer(
+            TrainConfig(optimizer=name, weight_decay=0.0), 0.01,
+            rate_factors={id(top): 1.0, id(below): 0.25})
+    gradient = tf.constant([0.5, -1.0, 2.0])
+
+    def step():
+        optimizer.apply_gradients([(gradient, v) for v in (top, below, head)])
+    strategy.run(tf.function(step))
+    moved = [np.ones(3) - v.numpy() for v in (top, below, head)]
+    np.testing.assert_allclose(moved[1], 0.25 * moved[0], rtol=1e-4)
+    np.testing.assert_allclose(moved[2], moved[0], rtol=1e-4)
+    assert type(optimizer).__name__ == type(compile_lib.make_optimizer(
+        TrainConfig(optimizer=name), 0.01)).__name__

@@ -126,3 +126,14 @@ def test_bad_overrides_name_the_flag(tmp_path, content, message):
 def test_head_units_strings_become_tuples():
     assert ss.to_flag_values({"head_units": "512,256"})["head_units"] == (512, 256)
     assert ss.to_flag_values({"head_units": ""})["head_units"] == ()
+
+
+def test_opt_in_entries_are_searched_only_when_named(tmp_path):
+    from tftransfer.config.run_config import from_flat
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"layer_lr_decay": [1.0, 0.7], "ema": [False, True]}))
+    parsed = ss.load_overrides(str(path))
+    assert parsed == {"layer_lr_decay": ss.Choice((1.0, 0.7)), "ema": ss.Choice((False, True))}
+    assert not set(ss.OPT_IN) & set(ss.default_space(prior(500, 3), False, 32))
+    trial = from_flat(ss.to_flag_values({"layer_lr_decay": 0.7, "ema": True}))
+    assert trial.train.layer_lr_decay == 0.7 and trial.train.ema

@@ -30,6 +30,45 @@ def test_phases_follow_depth_and_head_epochs(tmp_path, tiny_hub_dir, color_folde
     assert train_lib.plan_phases(tuned) == [("head", 0, 1, 1e-3), ("fine_tune", 2, 3, 5e-4)]
     direct = make_config(tmp_path, **base, fine_tune_depth=-1, epochs=3, head_epochs=0)
     assert [p[0] for p in train_lib.plan_phases(direct)] == ["fine_tune"]
+    staged = make_config(tmp_path, **base, fine_tune_depth=-1, unfreeze_schedule=(1, 2, -1),
+                         epochs=5, head_epochs=1, fine_tune_lr_factor=0.5)
+    assert train_lib.plan_phases(staged) == [
+        ("head", 0, 1, 1e-3), ("fine_tune_1", 1, 1, 5e-4), ("fine_tune_2", 2, 1, 5e-4),
+        ("fine_tune_3", -1, 2, 5e-4)]
+
+
+@pytest.mark.parametrize("depth, schedule, epochs, stages", [
+    (-1, (2, 6, -1), 6, [(2, 2), (6, 2), (-1, 2)]),
+    (-1, (2, 6), 4, [(2, 1), (6, 1), (-1, 2)]),   # the fine-tune depth is the last stage
+    (4, (2, 6, -1), 5, [(2, 2), (4, 3)]),         # deeper stages than the depth: left out
+    (-1, (2, 6, -1), 2, [(6, 1), (-1, 1)]),       # too few epochs: the shallowest go
+    (-1, (2, 6), 1, [(-1, 1)]),
+    (4, (), 3, [(4, 3)]),
+])
+def test_unfreeze_stages_split_the_fine_tune_epochs(depth, schedule, epochs, stages):
+    assert train_lib.unfreeze_stages(depth, schedule, epochs) == stages
+
+
+def test_stages_unfreeze_ever_more_blocks_with_decaying_rates(tmp_path, tiny_hub_dir,
+                                                              color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      fine_tune_depth=-1, unfreeze_schedule=(1,), epochs=3, head_epochs=1,
+                      layer_lr_decay=0.5, early_stopping_patience=0)
+    data, backbone, classifier = _setup(cfg)
+    trainable, factors = [], []
+    original = classifier.compile
+
+    def compile_and_record(*args, **kwargs):
+        original(*args, **kwargs)
+        trainable.append(len(backbone.trainable_weights))
+        factors.append(sorted(set(getattr(kwargs["optimizer"], "rate_factors", {}).values())))
+    classifier.compile = compile_and_record
+    result = train_lib.train(classifier, backbone, data, cfg)
+    assert [(p.name, p.fine_tune_depth, p.epochs) for p in result.phases] == [
+        ("head", 0, 1), ("fine_tune_1", 1, 1), ("fine_tune_2", -1, 1)]
+    assert trainable[0] == 0 < trainable[1] < trainable[2]
+    decays = [0.5 ** k for k in range(len(backbone.blocks))]
+    assert factors == [[], sorted(decays), sorted(decays)]
 
 
 @pytest.mark.parametrize("count_known", [True, False])

@@ -77,6 +77,10 @@ class BackboneConfig:
     hub_handle: str = field("", "TF-Hub/Kaggle handle, URL or local SavedModel directory "
                                 "of a feature-vector model.")
     fine_tune_depth: int = field(0, "Top backbone blocks to fine-tune: 0 frozen, -1 all.")
+    unfreeze_schedule: tuple[int, ...] = field(
+        (), "Gradual unfreezing: fine-tune depths by stage, e.g. 2,6,-1; the fine-tune "
+            "epochs are split between the stages shallower than --fine_tune_depth and "
+            "--fine_tune_depth itself, the last stage. Empty: one stage.")
     block_pattern: str = field(DEFAULT_BLOCK_PATTERN,
                                "Regex whose first group names a variable's block.")
     bn_inference: bool = field(True, "Keep backbone BatchNorm in inference mode "
@@ -98,6 +102,9 @@ class TrainConfig:
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
     learning_rate: float = field(1e-3, "Peak learning rate of phase 1.")
     fine_tune_lr_factor: float = field(0.1, "Phase-2 learning rate = learning_rate * this.")
+    layer_lr_decay: float = field(1.0, "While fine-tuning, each backbone block below the top "
+                                       "learns at this times the rate of the one above; 1: "
+                                       "one rate for all.")
     momentum: float = field(0.9, "Momentum for SGD.")
     weight_decay: float = field(1e-4, "Decoupled weight decay for AdamW.")
     warmup_epochs: float = field(0.0, "Linear warm-up length of each phase, in epochs.")

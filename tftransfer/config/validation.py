@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tempfile
@@ -68,11 +69,26 @@ def _check_backbone(cfg: RunConfig) -> None:
         _require(os.path.isfile(os.path.join(b.hub_handle, "saved_model.pb")), "hub_handle",
                  f"no SavedModel (saved_model.pb) in {b.hub_handle}")
     _require(b.fine_tune_depth >= -1, "fine_tune_depth", "must be -1 (all), 0 or a block count")
+    _check_unfreeze_schedule(cfg)
     try:
         pattern = re.compile(b.block_pattern)
     except re.error as e:
         raise ConfigError("block_pattern", f"invalid regex: {e}") from None
     _require(pattern.groups >= 1, "block_pattern", "needs a capture group naming the block")
+
+
+def _check_unfreeze_schedule(cfg: RunConfig) -> None:
+    stages = cfg.backbone.unfreeze_schedule
+    if not stages:
+        return
+    _require(all(s >= 1 or s == -1 for s in stages), "unfreeze_schedule",
+             "depths must be block counts >= 1 or -1 (all)")
+    deepening = [math.inf if s == -1 else s for s in stages]
+    _require(all(a < b for a, b in zip(deepening, deepening[1:])), "unfreeze_schedule",
+             f"depths must grow stage by stage (-1 last), got {','.join(map(str, stages))}")
+    _require(cfg.backbone.fine_tune_depth != 0 or cfg.search.search != "none",
+             "unfreeze_schedule", "a frozen backbone (--fine_tune_depth=0) has no stages; "
+                                  "set --fine_tune_depth to the last stage's depth")
 
 
 def _check_head(cfg: RunConfig) -> None:
@@ -89,6 +105,7 @@ def _check_train(cfg: RunConfig) -> None:
     _require(0 <= t.head_epochs <= t.epochs, "head_epochs", "must be in [0, --epochs]")
     _require(t.learning_rate > 0, "learning_rate", "must be > 0")
     _require(t.fine_tune_lr_factor > 0, "fine_tune_lr_factor", "must be > 0")
+    _require(0 < t.layer_lr_decay <= 1, "layer_lr_decay", "must be in (0, 1] (1: off)")
     _require(0 <= t.momentum < 1, "momentum", "must be in [0, 1)")
     _require(t.weight_decay >= 0, "weight_decay", "must be >= 0")
     _require(t.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")

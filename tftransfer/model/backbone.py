@@ -80,6 +80,12 @@ class HubBackbone(keras.layers.Layer):
             variable.trainable = i in chosen and self._can_train[i]
         self.fine_tune_depth = depth
 
+    def rate_factors(self, decay: float) -> dict[int, float]:
+        """{id of a Keras variable: its learning-rate factor} for --layer_lr_decay: the top
+        block 1, each block below `decay` times the one above."""
+        return {id(self.adopted[i]): factor
+                for i, factor in blocks_lib.rate_factors(self.blocks, decay).items()}
+
     def probe(self, image_size: int) -> int:
         """Checks the module on one image of `image_size`; returns the feature width."""
         strategy = tf.distribute.get_strategy()

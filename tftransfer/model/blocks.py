@@ -47,6 +47,17 @@ def trainable_indices(blocks: list[Block], depth: int) -> set[int]:
     return {i for block in chosen for i in block.indices}
 
 
+def rate_factors(blocks: list[Block], decay: float) -> dict[int, float]:
+    """{variable position: learning-rate factor}: the top block's variables 1, each block
+    below `decay` times the one above, the stem as one block below the lowest."""
+    stacked = [b for b in blocks if b.name != STEM]
+    stem = [b for b in blocks if b.name == STEM]
+    factors = {}
+    for below_top, block in enumerate(reversed(stem + stacked)):
+        factors.update({i: decay ** below_top for i in block.indices})
+    return factors
+
+
 def describe(blocks: list[Block], variable_names: list[str]) -> str:
     """One line per block: name, variable count, first variable."""
     return "\n".join(f"  {b.name}: {len(b.indices)} variables, e.g. {variable_names[b.indices[0]]}"

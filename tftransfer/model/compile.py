@@ -56,18 +56,42 @@ def ema_momentum(cfg: TrainConfig, steps: int) -> float:
     return 1.0 - 1.0 / max(EMA_WINDOW_SHARE * steps, EMA_MIN_STEPS)
 
 
-def make_optimizer(cfg: TrainConfig, learning_rate,
-                   steps: int = 1) -> keras.optimizers.Optimizer:
-    """`steps`: the phase's optimizer steps, which set --ema's automatic momentum."""
+class _RatePerVariable:
+    """Optimizer mixin: each variable learns at the schedule's rate times its factor in
+    `rate_factors` ({id of the Keras variable: factor}; 1 when absent). Keras 3 optimizers
+    take one rate, and scaling gradients instead would not change Adam's steps."""
+
+    rate_factors: dict[int, float] = {}
+
+    def update_step(self, gradient, variable, learning_rate):
+        keras_variable = self._trainable_variables[self._get_variable_index(variable)]
+        factor = self.rate_factors.get(id(keras_variable), 1.0)
+        if factor != 1.0:
+            learning_rate = ops.multiply(learning_rate, factor)
+        return super().update_step(gradient, variable, learning_rate)
+
+
+def _with_rates(optimizer_class, rate_factors: dict[int, float] | None):
+    if not rate_factors:
+        return optimizer_class
+    return type(optimizer_class.__name__, (_RatePerVariable, optimizer_class),
+                {"rate_factors": rate_factors})
+
+
+def make_optimizer(cfg: TrainConfig, learning_rate, steps: int = 1,
+                   rate_factors: dict[int, float] | None = None) -> keras.optimizers.Optimizer:
+    """`steps`: the phase's optimizer steps, which set --ema's automatic momentum;
+    `rate_factors`: per-variable learning-rate factors (_RatePerVariable)."""
     ema = {"use_ema": True, "ema_momentum": ema_momentum(cfg, steps)} if cfg.ema else {}
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True,
-                                    **ema)
+        return _with_rates(keras.optimizers.SGD, rate_factors)(
+            learning_rate, momentum=cfg.momentum, nesterov=True, **ema)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay, **ema)
+        return _with_rates(keras.optimizers.AdamW, rate_factors)(
+            learning_rate, weight_decay=cfg.weight_decay, **ema)
     if cfg.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate, **ema)
-    return keras.optimizers.Adam(learning_rate, **ema)
+        return _with_rates(keras.optimizers.Adagrad, rate_factors)(learning_rate, **ema)
+    return _with_rates(keras.optimizers.Adam, rate_factors)(learning_rate, **ema)
 
 
 # A head on cached features takes less time per step than Keras spends calling the step,
@@ -77,9 +101,10 @@ HEAD_STEPS_PER_EXECUTION = 32
 
 def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
                       label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
-                      steps_per_execution: int = 1):
+                      steps_per_execution: int = 1,
+                      rate_factors: dict[int, float] | None = None):
     schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
-    model.compile(optimizer=make_optimizer(cfg, schedule, steps),
+    model.compile(optimizer=make_optimizer(cfg, schedule, steps, rate_factors),
                   loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
                   metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
                   steps_per_execution=steps_per_execution)

@@ -24,6 +24,10 @@ _METRIC_COLUMNS = (("accuracy", "accuracy"), ("top5_accuracy", "top-5"),
                    ("loss", "loss"), ("num_examples", "examples"))
 
 
+def _depth_text(depth: int) -> str:
+    return {0: "none (frozen)", -1: "all"}.get(depth, f"top {depth}")
+
+
 def _read_json(output_dir: str, name: str) -> dict | None:
     return atomic.read_json(os.path.join(output_dir, name))
 
@@ -177,9 +181,10 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     phases = metrics.get("training", {}).get("phases", [])
     averaged = any(p.get("ema_momentum") for p in phases)
     blocks += [Heading("Training"),
-               Table(["phase", "epochs", "seconds", "images/s"]
+               Table(["phase", "fine-tuned blocks", "epochs", "seconds", "images/s"]
                      + (["weights' average (momentum)"] if averaged else []),
-                     [(p["name"], p["epochs"], p["seconds"], p["images_per_second"])
+                     [(p["name"], _depth_text(p.get("fine_tune_depth", 0)), p["epochs"],
+                       p["seconds"], p["images_per_second"])
                       + ((p.get("ema_momentum"),) if averaged else ()) for p in phases])]
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
     blocks += _metric_blocks(metrics)

@@ -48,9 +48,9 @@ SGD_LEARNING_RATE = "sgd_learning_rate"
 SGD_LR_SCALE = 10.0
 # Searched only when --search_space names them: a trial then trains on adversarial batches.
 ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
-# Also only when named: the weights' average (--ema) is not yet measured on enough kinds
-# of data to earn a place in every default search.
-OPT_IN = ("ema", "ema_momentum")
+# Also only when named: the weights' average (--ema) and layer-wise rate decay are not yet
+# measured on enough kinds of data to earn a place in every default search.
+OPT_IN = ("ema", "ema_momentum", "layer_lr_decay")
 OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL + OPT_IN
 # The smallest searched input: a backbone built for 224 px reduces 32 px to a 1x1 map.
 SMALLEST_IMAGE_SIZE = 32

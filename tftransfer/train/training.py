@@ -39,6 +39,7 @@ class PhaseResult:
     images_per_second: float
     history: dict[str, list[float]]
     ema_momentum: float | None = None   # the weights' average's, with --ema
+    fine_tune_depth: int = 0            # the backbone's top blocks this phase trained
 
 
 @dataclasses.dataclass
@@ -47,14 +48,31 @@ class TrainResult:
     best_validation_accuracy: float | None
 
 
+def unfreeze_stages(depth: int, schedule: tuple[int, ...], epochs: int) -> list[tuple[int, int]]:
+    """[(depth, epochs)] of the fine-tune stages: the `schedule`'s depths shallower than
+    `depth`, then `depth`; `epochs` split evenly, the remainder to the deepest stages. With
+    fewer epochs than stages, the shallowest stages are left out."""
+    def blocks(d):
+        return math.inf if d == -1 else d
+    shallower = [d for d in schedule if blocks(d) < blocks(depth)]
+    depths = [*shallower[max(0, len(shallower) - (epochs - 1)):], depth]
+    share, extra = divmod(epochs, len(depths))
+    return [(d, share + (i >= len(depths) - extra)) for i, d in enumerate(depths)]
+
+
 def plan_phases(cfg: RunConfig) -> list[tuple[str, int, int, float]]:
-    """[(name, fine_tune_depth, epochs, peak learning rate)] in order."""
+    """[(name, fine_tune_depth, epochs, peak learning rate)] in order: the head alone, then
+    one fine-tune phase per stage of --unfreeze_schedule (one without it)."""
     t = cfg.train
     if cfg.backbone.fine_tune_depth == 0:
         return [("head", 0, t.epochs, t.learning_rate)]
+    stages = unfreeze_stages(cfg.backbone.fine_tune_depth, cfg.backbone.unfreeze_schedule,
+                             t.epochs - t.head_epochs)
+    names = (["fine_tune"] if len(stages) == 1
+             else [f"fine_tune_{n}" for n in range(1, len(stages) + 1)])
     phases = [("head", 0, t.head_epochs, t.learning_rate),
-              ("fine_tune", cfg.backbone.fine_tune_depth, t.epochs - t.head_epochs,
-               t.learning_rate * t.fine_tune_lr_factor)]
+              *((name, depth, epochs, t.learning_rate * t.fine_tune_lr_factor)
+                for name, (depth, epochs) in zip(names, stages))]
     return [p for p in phases if p[2] > 0]
 
 
@@ -102,6 +120,14 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
     return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
+def _rate_factors(backbone: HubBackbone | None, depth: int,
+                  cfg: RunConfig) -> dict[int, float] | None:
+    """--layer_lr_decay's factors for a phase that fine-tunes the backbone."""
+    if backbone is None or depth == 0 or cfg.train.layer_lr_decay == 1.0:
+        return None
+    return backbone.rate_factors(cfg.train.layer_lr_decay)
+
+
 def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
                train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
                backup_dir: str | None = None,
@@ -123,7 +149,8 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           cfg.head.label_smoothing, peak_lr,
                                           epochs * steps, warmup_steps,
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
-                                          if backbone is None else 1)
+                                          if backbone is None else 1,
+                                          _rate_factors(backbone, depth, cfg))
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights),
@@ -152,7 +179,8 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                          history.epoch[0] + 1)
         result = PhaseResult(name, ran, seconds, ran * train_size / max(seconds, 1e-9),
                              {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                             classifier.optimizer.ema_momentum if cfg.train.ema else None)
+                             classifier.optimizer.ema_momentum if cfg.train.ema else None,
+                             depth)
         results.append(result)
         if backup_dir is not None:
             atomic.write_json(os.path.join(backup_dir, f"{name}.finished.json"),
