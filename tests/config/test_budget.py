@@ -116,7 +116,7 @@ def test_depths_not_measured_are_interpolated_between_their_neighbours():
 def test_a_budget_that_cannot_afford_deep_trials_searches_the_depths_it_can():
     dear = StepTimes(forward=0.05, head=0.001, train={0: 0.1, 4: 0.2, 8: 2.0, -1: 4.0},
                      setup=5.0)
-    plan = budget_lib.plan_run(210, 30, dear, WORK, start_depth=4, start_epochs=3,
+    plan = budget_lib.plan_run(400, 30, dear, WORK, start_depth=4, start_epochs=3,
                                depths=(0, 4, 8, -1), cache_frozen=True)
     assert plan.trials >= budget_lib.MIN_TRIALS and plan.depths == (0, 4, 8)
     assert "without the depths [-1]" in plan.why
@@ -183,3 +183,19 @@ def test_the_start_trains_at_the_largest_size_whose_epochs_fit_half_the_time_lef
     assert alone.trials == 0 and alone.image_size > tight.image_size
     assert budget_lib.start_image_size(1.0, times, WORK, 4, 3, 0, sizes) == 32  # none fits
     assert budget_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False).image_size is None
+
+
+def test_trials_on_small_data_take_enough_epochs_for_a_hundred_steps():
+    small = Workload(train=400, validation=100, test=100, batch_size=32)   # 13 batches
+    assert budget_lib.trial_epochs(small, 1.0) == 8
+    assert budget_lib.trial_epochs(Workload(40, 10, 10, 32), 1.0) == budget_lib.MAX_TRIAL_EPOCHS
+    assert budget_lib.trial_epochs(WORK, 1.0) == budget_lib.TRIAL_EPOCHS   # 100 batches
+    plan = budget_lib.plan_run(600, 30, TIMES, small, start_depth=0, start_epochs=5,
+                               depths=(0, 4), cache_frozen=False)
+    assert plan.trial_epochs == 8 and plan.trials >= budget_lib.MIN_TRIALS
+    assert plan.trial_seconds == pytest.approx(sum(
+        budget_lib.training_seconds(TIMES, small, d, 8, 1) for d in (0, 4)) / 2)
+    # A subset is never so small that its TRIAL_EPOCHS are fewer than MIN_TRIAL_STEPS.
+    tight = budget_lib.plan_run(400, 30, TIMES, WORK, start_depth=0, start_epochs=5,
+                                depths=(0, 4, 8, -1), cache_frozen=False)
+    assert tight.search_fraction == 0.5 and tight.trial_epochs == budget_lib.TRIAL_EPOCHS

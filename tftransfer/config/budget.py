@@ -19,6 +19,11 @@ SAFETY = 0.05               # of the remaining budget, kept back for what estima
 EXPORT_SECONDS = 20.0       # SavedModel export, its serving timings and the report (CPU)
 EVALUATION_PASSES = 1       # each evaluated split is predicted once for its metrics
 TRIAL_EPOCHS = 2            # a trial: one head epoch and one fine-tune epoch, or 2 frozen
+# ...or more, on a training subset so small that 2 epochs are a few dozen steps: then the
+# fastest-converging configurations win every trial (a frozen head without augmentation
+# beat the augmented start at 26 steps, then lost to it over a full training).
+MIN_TRIAL_STEPS = 100
+MAX_TRIAL_EPOCHS = 10
 TARGET_TRIALS = 8           # a search smaller data fractions buy first
 MIN_TRIALS = 3              # fewer than this and the search is not worth its time
 MIN_TRIAL_EXAMPLES = 1000   # the smallest training subset a trial ranks on
@@ -145,11 +150,18 @@ def training_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
             + (epochs - head) * epoch_seconds(times, work, depth, fraction))
 
 
+def trial_epochs(work: Workload, fraction: float) -> int:
+    """A trial's epochs on `fraction` of the training split: TRIAL_EPOCHS, or as many as
+    MIN_TRIAL_STEPS optimizer steps take (at most MAX_TRIAL_EPOCHS)."""
+    steps = max(work.batches(work.train * fraction), 1)
+    return min(max(TRIAL_EPOCHS, math.ceil(MIN_TRIAL_STEPS / steps)), MAX_TRIAL_EPOCHS)
+
+
 def trial_seconds(times: StepTimes, work: Workload, depth: int, fraction: float,
                   cached: bool) -> float:
-    """A trial: frozen, TRIAL_EPOCHS epochs (on cached features when `cached`); else one
+    """A trial: frozen, trial_epochs() epochs (on cached features when `cached`); else one
     head epoch, then the rest fine-tuned (search/tuning.py)."""
-    return training_seconds(times, work, depth, TRIAL_EPOCHS, 1, fraction,
+    return training_seconds(times, work, depth, trial_epochs(work, fraction), 1, fraction,
                             cached and depth == 0)
 
 
@@ -210,8 +222,10 @@ def _mean_trial(times, work, depths, fraction, cache_frozen, sizes=()) -> float:
 
 
 def _search_fraction(times, work, depths, cache_frozen, seconds: float, sizes=()) -> float:
-    """The largest data fraction (down to MIN_TRIAL_EXAMPLES) that buys TARGET_TRIALS."""
-    smallest = min(1.0, MIN_TRIAL_EXAMPLES / max(work.train, 1))
+    """The largest data fraction that buys TARGET_TRIALS, down to MIN_TRIAL_EXAMPLES or
+    to where TRIAL_EPOCHS are MIN_TRIAL_STEPS (below, trials take more epochs instead)."""
+    examples = max(MIN_TRIAL_EXAMPLES, MIN_TRIAL_STEPS / TRIAL_EPOCHS * work.batch_size)
+    smallest = min(1.0, examples / max(work.train, 1))
     fraction = 1.0
     while (fraction > smallest and TARGET_TRIALS
            * _mean_trial(times, work, depths, fraction, cache_frozen, sizes) > seconds):
@@ -245,7 +259,7 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
         searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
                                 available - final)
         if searched is not None:
-            return Plan(**common, **searched, final=final, start_epochs=epochs,
+            return Plan(**{**common, **searched}, final=final, start_epochs=epochs,
                         image_size=size)
         why = (f"the budget left after training the starting point holds fewer than "
                f"{MIN_TRIALS} trials")
@@ -271,6 +285,7 @@ def _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
             left_out = sorted(set(depths) - set(searched))
             return dict(search=search, trials=min(trials, MAX_TRIALS),
                         search_fraction=fraction, trial_seconds=mean_trial,
+                        trial_epochs=trial_epochs(work, fraction),
                         why="the starting point's training secured; the rest searches"
                             + (f", without the depths {left_out} it cannot afford"
                                if left_out else ""),
