@@ -178,3 +178,19 @@ def test_every_experiment_flagfile_validates_and_its_search_space_loads(
         pinned = search_space.load_overrides(cfg.search.search_space).get("fine_tune_depth")
         if isinstance(pinned, search_space.Fixed):  # trials fine-tune as the final run does
             assert pinned.value == cfg.backbone.fine_tune_depth
+
+
+def test_learning_rate_takes_a_number_or_find(tmp_path, tiny_hub_dir):
+    from absl import flags
+
+    from tftransfer.cli import flags as flags_lib
+    values = flags.FlagValues()
+    flags_lib.define_flags(values)
+    base = ["prog", f"--hub_handle={tiny_hub_dir}", f"--dataset={tmp_path}",
+            f"--output_dir={tmp_path / 'out'}"]
+    values(base + ["--learning_rate=FIND"])
+    assert flags_lib.config_from_flags(values).train.learning_rate == "find"
+    values(base + ["--learning_rate=3e-4"])
+    assert flags_lib.config_from_flags(values).train.learning_rate == 3e-4
+    with pytest.raises(flags.IllegalFlagValueError, match="a number or find"):
+        values(base + ["--learning_rate=fast"])

@@ -10,10 +10,32 @@ from tftransfer.search import space as search_space
 FLAGS = flags.FLAGS
 
 
+class _NumberOrWord(flags.ArgumentParser):
+    """A float flag that also takes the field's `words` (e.g. --learning_rate=find)."""
+
+    def __init__(self, words: tuple[str, ...]):
+        self.words = words
+
+    def parse(self, argument):
+        if isinstance(argument, str) and argument.strip().lower() in self.words:
+            return argument.strip().lower()
+        try:
+            return float(argument)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number or {' or '.join(self.words)}, "
+                             f"got {argument!r}") from None
+
+    def flag_type(self):
+        return f"float or {'/'.join(self.words)}"
+
+
 def _define(f, flag_values: flags.FlagValues) -> None:
     default, help_text = f.default, f.metadata["help"]
     choices = f.metadata.get("choices")
-    if isinstance(default, tuple):
+    if f.metadata.get("words"):
+        flags.DEFINE(_NumberOrWord(f.metadata["words"]), f.name, default, help_text,
+                     flag_values=flag_values)
+    elif isinstance(default, tuple):
         flags.DEFINE_list(f.name, [str(v) for v in default], help_text, flag_values=flag_values)
     elif choices and isinstance(default, str):
         flags.DEFINE_enum(f.name, default, choices, help_text, flag_values=flag_values)

@@ -14,6 +14,7 @@ from absl import logging
 
 from tftransfer.cli import common, flags as flags_lib
 from tftransfer.config import cluster
+from tftransfer.config.run_config import FIND_LEARNING_RATE
 from tftransfer.outputs import files as atomic, folder_lock, run_folder
 
 
@@ -52,7 +53,7 @@ class RunOutputs:
     export_dir: str
 
 
-def _start(cfg):
+def start_strategy(cfg):
     """The strategy (first: MultiWorkerMirroredStrategy must exist before any other
     TensorFlow op runs), seeds, determinism and precision."""
     import keras
@@ -120,6 +121,10 @@ def _load_and_search(cfg, strategy, ledger=None):
     # --image_size=0 becomes the size the data was resized to; a search may change it.
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
                                                             image_size=data.image_size))
+    if cfg.train.learning_rate == FIND_LEARNING_RATE:
+        from tftransfer.cli import lr_find
+
+        cfg = lr_find.with_found_rate(cfg, data, strategy)
     budgeted = _plan(cfg, data, strategy, ledger)
     if budgeted is not None and budgeted.cfg.data.image_size != cfg.data.image_size:
         cfg = budgeted.cfg
@@ -237,7 +242,7 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     """Runs every stage for a validated config; writes the outputs to cfg.output_dir.
     `started`: when the process started (time.time()), charged to a --time_budget.
     Returns None on a distributed search's tuner worker."""
-    strategy = _start(cfg)
+    strategy = start_strategy(cfg)
     ledger = _ledger(cfg, started)
     prepared = _load_and_search(cfg, strategy, ledger)
     if prepared is None:
@@ -250,6 +255,9 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     if ledger is not None:
         ledger.end_stage("final training")
     metrics, predictions = _evaluate(classifier, data, trained)
+    if cfg.train.learning_rate == FIND_LEARNING_RATE:
+        metrics["lr_find"] = atomic.read_json(os.path.join(cfg.output_dir,
+                                                           run_folder.LR_FIND_JSON))
     # Rewritten as each stage adds its blocks: a later crash leaves the earlier ones on disk.
     _write_metrics(final_cfg.output_dir, metrics)
     export_dir, performance = _export(final_cfg, classifier, data, trained)

@@ -27,6 +27,7 @@ AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
+FIND_LEARNING_RATE = "find"  # --learning_rate=find
 NATIVE_IMAGE_SIZE = 224     # what --image_size=0 trains at without a search
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
 
@@ -39,8 +40,10 @@ class ConfigError(UserError):
         self.flag = flag
 
 
-def field(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw):
-    metadata = {"help": help, "choices": choices}
+def field(default: Any, help: str, choices: tuple[str, ...] | None = None,
+          words: tuple[str, ...] = (), **kw):
+    """`words`: besides a number, a numeric flag also takes these."""
+    metadata = {"help": help, "choices": choices, "words": words}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default=tuple(default), metadata=metadata, **kw)
     return dataclasses.field(default=default, metadata=metadata, **kw)
@@ -100,7 +103,9 @@ class TrainConfig:
     epochs: int = field(5, "Total training epochs (head phase + fine-tune phase).")
     head_epochs: int = field(1, "Phase-1 epochs on the frozen backbone before fine-tuning.")
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
-    learning_rate: float = field(1e-3, "Peak learning rate of phase 1.")
+    learning_rate: float | str = field(
+        1e-3, "Peak learning rate of phase 1; find: the learning-rate range test's "
+              "suggestion (python -m tftransfer.lr_find).", words=(FIND_LEARNING_RATE,))
     fine_tune_lr_factor: float = field(0.1, "Phase-2 learning rate = learning_rate * this.")
     layer_lr_decay: float = field(1.0, "While fine-tuning, each backbone block below the top "
                                        "learns at this times the rate of the one above; 1: "

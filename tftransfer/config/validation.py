@@ -12,6 +12,7 @@ from tftransfer.config import budget as budget_lib, cluster
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     BUDGET_SEARCH,
+    FIND_LEARNING_RATE,
     AUGMENTATIONS,
     MAX_WARMUP_REQUESTS,
     TFLITE_MODES,
@@ -103,7 +104,8 @@ def _check_train(cfg: RunConfig) -> None:
     t = cfg.train
     _require(t.epochs >= 1, "epochs", "must be >= 1")
     _require(0 <= t.head_epochs <= t.epochs, "head_epochs", "must be in [0, --epochs]")
-    _require(t.learning_rate > 0, "learning_rate", "must be > 0")
+    _require(t.learning_rate == FIND_LEARNING_RATE or t.learning_rate > 0, "learning_rate",
+             f"must be > 0, or {FIND_LEARNING_RATE}")
     _require(t.fine_tune_lr_factor > 0, "fine_tune_lr_factor", "must be > 0")
     _require(0 < t.layer_lr_decay <= 1, "layer_lr_decay", "must be in (0, 1] (1: off)")
     _require(0 <= t.momentum < 1, "momentum", "must be in [0, 1)")

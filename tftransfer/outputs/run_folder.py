@@ -13,6 +13,8 @@ CONFIG_JSON = "config.json"            # the run's configuration and chosen hype
 METRICS_JSON = "metrics.json"
 LABELS_TXT = "labels.txt"              # one class name per line
 SEARCH_JSON = "search.json"
+LR_FIND_JSON = "lr_find.json"          # python -m tftransfer.lr_find, --learning_rate=find
+LR_FIND_PNG = "lr_find.png"
 BUDGET_JSON = "budget.json"            # time spent against --time_budget, across resumes
 COMPRESSION_JSON = "compression.json"
 REPORT_MD = "report.md"

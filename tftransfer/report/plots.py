@@ -42,6 +42,21 @@ def learning_curves(phases: Sequence[dict]) -> bytes:
     return _png(figure)
 
 
+def learning_rate_range(rates: Sequence[float], losses: Sequence[float],
+                        suggestion: float) -> bytes:
+    """The range test's smoothed loss against the learning rate, its suggestion marked."""
+    figure, axes = plt.subplots(figsize=(6, 3.6))
+    axes.plot(rates, losses, "-")
+    axes.axvline(suggestion, color="tab:red", linestyle="--",
+                 label=f"suggested {suggestion:.2g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss (smoothed)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _png(figure)
+
+
 def confusion_matrix(confusion, class_names: Sequence[str]) -> bytes:
     """Row-normalised confusion matrix (rows: true class) with the counts written in."""
     counts = np.asarray(confusion)

@@ -43,6 +43,10 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
     if split:
         figures["confusion_matrix"] = plots.confusion_matrix(
             metrics[split]["confusion_matrix"], class_names)
+    if "lr_find" in metrics:
+        found = metrics["lr_find"]
+        figures["learning_rate_range"] = plots.learning_rate_range(
+            found["rates"], found["losses"], found["suggested_learning_rate"])
     if augmented_images is not None:
         titles = [class_names[int(k)] for k in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
@@ -186,6 +190,9 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
                      [(p["name"], _depth_text(p.get("fine_tune_depth", 0)), p["epochs"],
                        p["seconds"], p["images_per_second"])
                       + ((p.get("ema_momentum"),) if averaged else ()) for p in phases])]
+    if "lr_find" in metrics:
+        blocks += figure("learning_rate_range", "Learning-rate range test (--learning_rate="
+                         f"find): {metrics['lr_find']['suggested_learning_rate']:.2g} used")
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
     blocks += _metric_blocks(metrics)
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")

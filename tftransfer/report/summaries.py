@@ -21,7 +21,8 @@ SCALAR_KEYS = ("accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "we
 FIGURE_TAGS = {"confusion_matrix": "evaluation/confusion_matrix",
                "augmented_samples": "data/augmented_training_samples",
                "learning_curves": "training/learning_curves",
-               "robustness_curves": "evaluation/robustness_curves"}
+               "robustness_curves": "evaluation/robustness_curves",
+               "learning_rate_range": "training/learning_rate_range"}
 
 
 def _hparam_value(value):
