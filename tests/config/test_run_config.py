@@ -70,6 +70,7 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"time_budget": "0s"}, "time_budget"),
     ({"time_budget": "-5m"}, "time_budget"),
     ({"ema_momentum": 1.0}, "ema_momentum"),
+    ({"calibrate": True, "validation_fraction": 0.0}, "calibrate"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:
