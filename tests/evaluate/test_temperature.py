@@ -53,11 +53,19 @@ def test_the_nll_is_the_mean_negative_log_of_the_true_class():
 
 
 def test_zero_probabilities_and_one_hot_rows_are_fitted_within_bounds():
-    """A float32 softmax underflows to 0; a model right with certainty wants T -> 0."""
+    """A float32 softmax underflows to 0: its log is clipped, never -inf."""
     labels = np.array([0, 1, 2, 0])
     fitted = temperature.fit_temperature(labels, np.eye(3, dtype=np.float32)[labels])
     assert temperature.BOUNDS[0] <= fitted <= temperature.BOUNDS[1]
     assert np.isfinite(temperature.apply_temperature(np.eye(3)[labels], fitted)).all()
+
+
+def test_a_model_always_right_wants_the_sharpest_temperature_allowed():
+    labels = np.array([0, 1, 2, 0])
+    probabilities = np.full((4, 3), 0.2) + 0.4 * np.eye(3)[labels]
+    fitted = temperature.fit_temperature(labels, probabilities)
+    assert fitted == pytest.approx(temperature.BOUNDS[0], rel=0.01)
+    assert temperature.at_bound(fitted) and not temperature.at_bound(1.0)
 
 
 @pytest.mark.parametrize("labels, probabilities, message", [

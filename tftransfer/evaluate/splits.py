@@ -51,7 +51,7 @@ def calibrate(classifier, data: DataBundle, scores: dict, predictions: dict):
         raise DataError("--calibrate: the data has no validation split to fit the "
                         "temperature on; set --validation_fraction > 0")
     temperature = temperature_fit.fit_temperature(*predictions["validation"])
-    if not temperature_fit.BOUNDS[0] < temperature < temperature_fit.BOUNDS[1]:
+    if temperature_fit.at_bound(temperature):
         logging.warning("Calibration: the temperature %.3f sits at its bound %s",
                         temperature, temperature_fit.BOUNDS)
     calibrated = temperature_layer.with_temperature(classifier, temperature)

@@ -41,6 +41,11 @@ def fit_temperature(labels, probabilities) -> float:
     return float(np.exp(found.x))
 
 
+def at_bound(temperature: float) -> bool:
+    """Whether a fitted T sits (within 1 %) at an end of BOUNDS: the fit wanted further."""
+    return not BOUNDS[0] * 1.01 < temperature < BOUNDS[1] / 1.01
+
+
 def _nll(logits: np.ndarray, labels: np.ndarray) -> float:
     picked = logits[np.arange(len(labels)), labels]
     return float(np.mean(special.logsumexp(logits, axis=1) - picked))
