@@ -77,6 +77,7 @@ def test_validate_expands_paths_and_creates_output_dir(tmp_path, tiny_hub_dir):
     ({"unfreeze_schedule": (0, 2), "fine_tune_depth": -1}, "unfreeze_schedule"),
     ({"unfreeze_schedule": (2, 6), "fine_tune_depth": 0, "search": "none"},
      "unfreeze_schedule"),
+    ({"calibrate": True, "validation_fraction": 0.0}, "calibrate"),
 ])
 def test_bad_values_name_their_flag(tmp_path, tiny_hub_dir, changes, flag):
     with pytest.raises(ConfigError) as info:

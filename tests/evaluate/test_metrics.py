@@ -173,3 +173,51 @@ def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
     absent = classification_metrics.compute([0, 0, 1], [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1],
                                                         [0.1, 0.8, 0.1]], NAMES3)
     assert absent["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+
+
+def test_reliability_bins_are_the_bins_of_the_ece():
+    bins = classification_metrics.reliability_bins(LABELS, PROBS, num_bins=4)
+    # The hand-worked bins of test_fixed_example_matches_hand_counts.
+    assert bins["count"] == [0, 1, 6, 3]
+    assert bins["accuracy"] == pytest.approx([None, 0.0, 4 / 6, 1.0])
+    assert bins["confidence"] == pytest.approx([None, 0.45, 3.67 / 6, 2.5 / 3])
+    assert bins["expected_calibration_error"] == pytest.approx(
+        classification_metrics.compute(LABELS, PROBS, NAMES3, num_bins=4)[
+            "expected_calibration_error"])
+    json.dumps(bins)
+    with pytest.raises(ValueError, match="2-D"):
+        classification_metrics.reliability_bins([0, 1], [0.2, 0.8])
+
+
+def test_roc_curves_follow_the_ranking_and_average_the_classes():
+    curves = classification_metrics.roc_curves(AUC_LABELS, AUC_PROBS, NAMES3)
+    assert [c["class"] for c in curves["classes"]] == NAMES3
+    for curve, auc in zip(curves["classes"], (7 / 8, 5 / 8, 7.5 / 8)):
+        assert curve["auc"] == pytest.approx(auc)
+        assert len(curve["tpr"]) == len(curves["fpr"])
+        assert curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
+    assert curves["fpr"][0] == 0.0 and curves["fpr"][-1] == 1.0
+    assert curves["macro"]["auc"] == pytest.approx(AUC_MACRO)
+    np.testing.assert_allclose(curves["macro"]["tpr"],
+                               np.mean([c["tpr"] for c in curves["classes"]], axis=0),
+                               atol=1e-5)
+    json.dumps(curves)
+
+
+def test_roc_curves_skip_absent_classes_and_keep_the_worst_when_capped():
+    probs = np.hstack([AUC_PROBS, np.zeros((6, 1))])
+    curves = classification_metrics.roc_curves(AUC_LABELS, probs, NAMES3 + ["owl"],
+                                               max_classes=2)
+    assert set(curves["auc_per_class"]) == set(NAMES3)           # owl has no positives
+    assert [c["class"] for c in curves["classes"]] == ["cat", "dog"]  # the two lowest AUCs
+    assert curves["macro"]["auc"] == pytest.approx(AUC_MACRO)
+    single = classification_metrics.roc_curves([1, 1], [[0.3, 0.7], [0.6, 0.4]], ["a", "b"])
+    assert single["macro"] is None and single["classes"] == []
+
+
+def test_a_perfect_ranking_has_a_step_roc_curve():
+    labels = [0, 0, 1, 1]
+    curves = classification_metrics.roc_curves(labels, [[.9, .1], [.8, .2], [.3, .7], [.4, .6]],
+                                               ["a", "b"])
+    for curve in curves["classes"]:
+        assert curve["auc"] == 1.0 and curve["tpr"][1:] == [1.0] * (len(curve["tpr"]) - 1)

@@ -16,7 +16,8 @@ from tftransfer.export import (
     saved_model as export,
     serving_warmup as warmup,
 )
-from tftransfer.model import classifier as model_lib
+from tftransfer.evaluate import temperature as temperature_fit
+from tftransfer.model import classifier as model_lib, temperature_layer as temperature
 
 WARMUP_COUNT = 4
 
@@ -156,3 +157,31 @@ def test_the_export_holds_each_model_weight_once_and_no_optimizer_slots(exported
                          if name.endswith("VARIABLE_VALUE"))
     model_sizes = sorted(int(np.prod(v.shape)) for v in classifier.variables)
     assert saved_sizes == model_sizes  # no Adam moments, no second copy of the backbone
+
+
+def test_both_signatures_return_the_temperature_scaled_probabilities(exported, tmp_path):
+    """--calibrate: the export of a temperature-scaled classifier serves its probabilities."""
+    logits = exported.classifier.head.get_layer(model_lib.LOGITS)
+    original_kernel = logits.kernel.numpy()
+    logits.kernel.assign(original_kernel * 10.0)  # confident, so the temperature shows
+    try:
+        scaled = temperature.with_temperature(exported.classifier, 4.0)
+        version_dir = export.export_saved_model(scaled, exported.data.class_names, 24,
+                                                exported.backbone.module, str(tmp_path))
+        signatures = tf.saved_model.load(version_dir).signatures
+        pixels = np.random.default_rng(1).integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+        images = np.stack([preprocess.preprocess_pixels(p, 24) for p in pixels])
+        original = exported.classifier.predict(images, verbose=0)
+        expected = scaled.predict(images, verbose=0)
+        served = signatures["serving_pixels"](pixels=tf.constant(pixels))
+        encoded = [tf.io.encode_png(p).numpy() for p in pixels]
+        served_bytes = signatures["serving_default"](images=tf.constant(encoded))
+    finally:
+        logits.kernel.assign(original_kernel)
+    assert np.abs(expected - original).max() > 1e-3  # the temperature changes them
+    np.testing.assert_allclose(expected, temperature_fit.apply_temperature(original, 4.0),
+                               atol=1e-5)
+    for outputs in (served, served_bytes):
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+        assert [c.decode() for c in outputs["classes"].numpy()] == [
+            exported.data.class_names[i] for i in original.argmax(axis=1)]

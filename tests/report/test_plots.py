@@ -3,6 +3,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from tftransfer.evaluate import metrics as classification_metrics
 from tftransfer.report import plots
 
 
@@ -33,3 +34,27 @@ def test_image_grid_accepts_float_and_uint8_images():
     grid = _image(plots.image_grid(floats, [f"label {i}" for i in range(10)], columns=4))
     assert grid.size[0] > grid.size[1]  # 4 columns, 3 rows
     assert _image(plots.image_grid((floats * 255).astype(np.uint8), ["x"] * 10)).size[0] > 0
+
+
+def test_reliability_diagram_draws_before_and_after_with_empty_bins():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 200)
+    confident = rng.dirichlet(np.ones(4) * 0.1, 200)
+    before = classification_metrics.reliability_bins(labels, confident)
+    after = classification_metrics.reliability_bins(labels, np.full((200, 4), 0.25))
+    assert after["count"].count(0) == after["num_bins"] - 1  # every row in one bin
+    width, height = _image(plots.reliability_diagram(before, after)).size
+    assert height > width > 300
+
+
+def test_roc_curves_plot_the_macro_average_and_capped_classes():
+    rng = np.random.default_rng(0)
+    names = [f"class {k}" for k in range(30)]
+    labels = np.arange(300) % 30
+    probabilities = rng.dirichlet(np.ones(30), 300)
+    curves = classification_metrics.roc_curves(labels, probabilities, names)
+    assert len(curves["classes"]) == classification_metrics.MAX_ROC_CLASSES
+    width, height = _image(plots.roc_curves(curves)).size
+    assert width > 300 and height > 300
+    single = classification_metrics.roc_curves([0, 1], [[0.8, 0.2], [0.4, 0.6]], ["a", "b"])
+    assert _image(plots.roc_curves(single)).size[0] > 0

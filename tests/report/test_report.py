@@ -99,3 +99,39 @@ def test_rebuild_cli_without_a_run_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: --output_dir: no metrics.json and config.json "
                                       f"in {tmp_path}")
+
+
+def _calibration_block(labels, before, after, temperature):
+    block = {"temperature": temperature, "fitted_on": "validation",
+             "reliability": {"split": "test",
+                             "before": classification_metrics.reliability_bins(labels, before),
+                             "after": classification_metrics.reliability_bins(labels, after)}}
+    scores = {when: classification_metrics.compute(labels, p, NAMES)
+              for when, p in (("before", before), ("after", after))}
+    block["test"] = {f"{key}_{when}": scores[when][metric] for when in scores
+                     for key, metric in (("ece", "expected_calibration_error"),
+                                         ("nll", "loss"), ("accuracy", "accuracy"))}
+    return block
+
+
+def test_report_shows_roc_curves_and_the_calibration(finished_run):
+    folder, metrics = finished_run
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 60)
+    before = rng.dirichlet(np.ones(3) * 0.2, 60)
+    after = np.full_like(before, 1 / 3)
+    metrics = {**metrics,
+               "roc_curves": {"split": "test", **classification_metrics.roc_curves(
+                   labels, after, NAMES)},
+               "calibration": _calibration_block(labels, before, after, 2.345)}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    figures = report.run_figures(metrics, NAMES)
+    assert {"roc_curves", "reliability_diagram"} <= set(figures)
+    markdown_path, _ = report.write_report(str(folder), figures)
+    text = open(markdown_path, encoding="utf-8").read()
+    assert "![One-vs-rest ROC curves (test split; AUC in brackets)]" in text
+    assert "## Calibration" in text and "T = 2.345, fitted on the validation split" in text
+    row = metrics["calibration"]["test"]
+    assert (f"| test | {row['ece_before']:.4g} | {row['ece_after']:.4g} | "
+            f"{row['nll_before']:.4g} | {row['nll_after']:.4g} |") in text
+    assert "![Reliability diagram before and after temperature scaling (test split)]" in text

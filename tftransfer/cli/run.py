@@ -41,7 +41,8 @@ def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
     last_epoch = sum(p["epochs"] for p in metrics["training"]["phases"])
     summaries.write_run_summaries(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                   config_lib.to_flat(cfg), splits, predictions,
-                                  data.class_names, figures, step=last_epoch)
+                                  data.class_names, figures, step=last_epoch,
+                                  calibration=metrics.get("calibration"))
     report.write_report(cfg.output_dir, figures)
 
 
@@ -154,18 +155,28 @@ def _train(cfg, data, strategy, deadline=None):
     return classifier, trained
 
 
-def _evaluate(classifier, data, trained):
-    """(metrics.json's first blocks: each split's scores, the classes, the training and the
-    data; the predictions on each split)."""
-    from tftransfer.evaluate import splits as evaluate
+def _evaluate(classifier, data, trained, calibrate: bool = False):
+    """(the classifier the later stages use: with --calibrate, the temperature-scaled one;
+    metrics.json's first blocks: each split's scores, the classes, the training, the data,
+    the calibration and the ROC curves; the predictions on each split)."""
+    from tftransfer.evaluate import metrics as classification_metrics, splits as evaluate
 
     scores, predictions = evaluate.evaluate_splits(classifier, data)
+    calibration = {}
+    if calibrate:
+        classifier, scores, predictions, block = evaluate.calibrate(classifier, data, scores,
+                                                                    predictions)
+        calibration = {"calibration": block}
     metrics = {**scores, "class_names": data.class_names,
                "training": {"phases": [vars(p) for p in trained.phases],
                             "best_validation_accuracy": trained.best_validation_accuracy},
                "data": {"sizes": data.sizes, "skipped": data.skipped,
-                        "class_counts": data.class_counts}}
-    return metrics, predictions
+                        "class_counts": data.class_counts}, **calibration}
+    split = "test" if "test" in predictions else "validation"
+    if split in predictions:
+        metrics["roc_curves"] = {"split": split, **classification_metrics.roc_curves(
+            *predictions[split], data.class_names)}
+    return classifier, metrics, predictions
 
 
 def _export(cfg, classifier, data, trained) -> tuple[str, dict]:
@@ -254,7 +265,8 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     classifier, trained = _train(final_cfg, data, strategy, deadline)
     if ledger is not None:
         ledger.end_stage("final training")
-    metrics, predictions = _evaluate(classifier, data, trained)
+    classifier, metrics, predictions = _evaluate(classifier, data, trained,
+                                                 final_cfg.train.calibrate)
     if cfg.train.learning_rate == FIND_LEARNING_RATE:
         metrics["lr_find"] = atomic.read_json(os.path.join(cfg.output_dir,
                                                            run_folder.LR_FIND_JSON))

@@ -121,6 +121,9 @@ class TrainConfig:
     class_weight: str = field("none", "Loss weight per class: none, or balanced (each "
                                       "class's examples weigh n / (classes x its count)).",
                               choices=CLASS_WEIGHTS)
+    calibrate: bool = field(False, "After training, fit one softmax temperature on the "
+                                   "validation split (minimising its NLL) and fold it into "
+                                   "the model that is evaluated and exported.")
     early_stopping_patience: int = field(3, "Epochs without validation improvement "
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")

@@ -114,6 +114,11 @@ def _check_train(cfg: RunConfig) -> None:
     _require(0 <= t.ema_momentum < 1, "ema_momentum", "must be in [0, 1) (0: automatic)")
     _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
     _require(t.profile_steps >= 0, "profile_steps", "must be >= 0")
+    # A folder may bring its own validation/ sub-folder: the data stage checks those.
+    _require(not (t.calibrate and is_tfds_name(cfg.data.dataset)
+                  and not cfg.data.validation_split and cfg.data.validation_fraction == 0),
+             "calibrate", "needs a validation split: set --validation_split or "
+                          "--validation_fraction > 0")
 
 
 def _check_search(cfg: RunConfig) -> None:

@@ -2,7 +2,8 @@
 and class names in, a JSON-ready dict out.
 
 TF/Keras implementations do the counting (confusion matrix, F1, AUC-ROC, top-5 accuracy);
-only the expected calibration error, which Keras lacks, is written here.
+only the expected calibration error and its reliability bins, which Keras lacks, are
+written here. The one-vs-rest ROC curves are scikit-learn's.
 """
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from typing import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn import metrics as sklearn_metrics
+
+# The false-positive rates a stored ROC curve is sampled at: evenly spaced, and
+# log-spaced below 5 %, where a good classifier's curve rises.
+ROC_FPR_GRID = np.unique(np.concatenate([np.linspace(0.0, 1.0, 51),
+                                         np.geomspace(1e-4, 0.05, 28)]).round(6))
+MAX_ROC_CLASSES = 10    # curves kept besides the macro average: the lowest-AUC classes
 
 
 def compute(labels, probabilities, class_names: Sequence[str], num_bins: int = 15) -> dict:
@@ -110,16 +118,76 @@ def _auc_roc_macro_ovr(labels: np.ndarray, probabilities: np.ndarray) -> float |
     return float(metric.result())
 
 
+def _bin_of(confidence: np.ndarray, num_bins: int) -> np.ndarray:
+    inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
+    return np.digitize(confidence, inner_edges, right=True)  # bin i is (edge_i, edge_i+1]
+
+
 def _expected_calibration_error(labels: np.ndarray, predicted: np.ndarray,
                                 confidence: np.ndarray, num_bins: int) -> float:
-    inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
-    bins = np.digitize(confidence, inner_edges, right=True)  # bin i is (edge_i, edge_i+1]
+    bins = _bin_of(confidence, num_bins)
     correct = predicted == labels
     total_gap = 0.0
     for b in np.unique(bins):
         in_bin = bins == b
         total_gap += abs(correct[in_bin].mean() - confidence[in_bin].mean()) * in_bin.sum()
     return float(total_gap / len(labels))
+
+
+def reliability_bins(labels, probabilities, num_bins: int = 15) -> dict:
+    """The reliability diagram's data, binned as compute()'s expected_calibration_error:
+    per equal-width bin of the max probability, its example count, accuracy and mean
+    confidence (None in empty bins), plus that ECE."""
+    width = np.shape(probabilities)[-1] if np.ndim(probabilities) else 0
+    labels, probabilities = _validated(labels, probabilities, range(width), num_bins)
+    predicted = np.argmax(probabilities, axis=1)
+    confidence = probabilities.max(axis=1)
+    bins = _bin_of(confidence, num_bins)
+    correct = predicted == labels
+    counts, accuracy, mean_confidence = [], [], []
+    for b in range(num_bins):
+        in_bin = bins == b
+        counts.append(int(in_bin.sum()))
+        accuracy.append(float(correct[in_bin].mean()) if in_bin.any() else None)
+        mean_confidence.append(float(confidence[in_bin].mean()) if in_bin.any() else None)
+    return {"num_bins": num_bins, "count": counts, "accuracy": accuracy,
+            "confidence": mean_confidence,
+            "expected_calibration_error": _expected_calibration_error(
+                labels, predicted, confidence, num_bins)}
+
+
+def roc_curves(labels, probabilities, class_names: Sequence[str],
+               max_classes: int = MAX_ROC_CLASSES) -> dict:
+    """One-vs-rest ROC curves, compactly: every class's true-positive rate sampled at
+    ROC_FPR_GRID (the curve's step interpolated linearly), their macro average, and each
+    class's exact AUC. Classes absent from `labels` (no positives) or making up all of it
+    (no negatives) have no curve. Only the `max_classes` lowest-AUC classes keep theirs
+    (all of them when there are no more); the macro average covers every class."""
+    labels, probabilities = _validated(labels, probabilities, class_names, 1)
+    curves = []
+    for k, name in enumerate(class_names):
+        positive = labels == k
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, _ = sklearn_metrics.roc_curve(positive, probabilities[:, k])
+        curves.append({"class": str(name), "index": k,
+                       "auc": float(sklearn_metrics.auc(fpr, tpr)),
+                       "tpr": np.interp(ROC_FPR_GRID, fpr, tpr)})
+    result = {"fpr": _rounded(ROC_FPR_GRID), "classes": [], "macro": None}
+    if not curves:
+        return result
+    macro_tpr = np.mean([c["tpr"] for c in curves], axis=0)
+    result["macro"] = {"auc": float(np.mean([c["auc"] for c in curves])),
+                       "tpr": _rounded(macro_tpr)}
+    result["auc_per_class"] = {c["class"]: c["auc"] for c in curves}
+    kept = sorted(curves, key=lambda c: c["auc"])[:max_classes]
+    result["classes"] = [{**c, "tpr": _rounded(c["tpr"])}
+                         for c in sorted(kept, key=lambda c: c["index"])]
+    return result
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 5) for v in values]
 
 
 def _per_class(confusion: np.ndarray, f1: np.ndarray, class_names) -> list[dict]:

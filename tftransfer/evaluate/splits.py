@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from absl import logging
 
+from tftransfer.config.errors import DataError
 from tftransfer.data.pipeline import DataBundle
-from tftransfer.evaluate import metrics as classification_metrics
+from tftransfer.evaluate import metrics as classification_metrics, temperature as temperature_fit
+from tftransfer.model import temperature_layer
 
 
 def predict_split(classifier: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -36,3 +39,34 @@ def evaluate_splits(classifier: keras.Model, data: DataBundle):
             metrics[split] = classification_metrics.compute(*predictions[split],
                                                             data.class_names)
     return metrics, predictions
+
+
+def calibrate(classifier, data: DataBundle, scores: dict, predictions: dict):
+    """Temperature scaling (--calibrate): fits T on the validation predictions, folds it
+    into the classifier and evaluates that again. Returns (the calibrated classifier, its
+    {split: metrics}, its predictions, metrics.json's `calibration` block: T and, per split,
+    ECE, NLL and accuracy before and after, with the reliability bins of the test split,
+    else validation)."""
+    if "validation" not in predictions:
+        raise DataError("--calibrate: the data has no validation split to fit the "
+                        "temperature on; set --validation_fraction > 0")
+    temperature = temperature_fit.fit_temperature(*predictions["validation"])
+    if temperature_fit.at_bound(temperature):
+        logging.warning("Calibration: the temperature %.3f sits at its bound %s",
+                        temperature, temperature_fit.BOUNDS)
+    calibrated = temperature_layer.with_temperature(classifier, temperature)
+    after, after_predictions = evaluate_splits(calibrated, data)
+    block = {"temperature": temperature, "fitted_on": "validation"}
+    for split in after:
+        block[split] = {f"{key}_{when}": value[split][metric]
+                        for key, metric in (("ece", "expected_calibration_error"),
+                                            ("nll", "loss"), ("accuracy", "accuracy"))
+                        for when, value in (("before", scores), ("after", after))}
+    shown = "test" if "test" in after else "validation"
+    block["reliability"] = {"split": shown, **{
+        when: classification_metrics.reliability_bins(*value[shown])
+        for when, value in (("before", predictions), ("after", after_predictions))}}
+    logging.info("Calibration: temperature %.3f; %s", temperature, {
+        split: (round(block[split]["ece_before"], 4), round(block[split]["ece_after"], 4))
+        for split in after})
+    return calibrated, after, after_predictions, block

@@ -14,6 +14,8 @@ from tftransfer.model.backbone import HubBackbone
 
 # The Keras input's name. (The SavedModel's serving inputs are export/signatures.py's.)
 IMAGES = "images"
+# The head's last two layers: temperature scaling (model/temperature_layer.py) goes between them.
+LOGITS, PROBABILITIES = "head_logits", "probabilities"
 # A classifier's weights file holds the backbone's weights in this group of `layers`:
 # Keras names the groups after the layers' classes, not after the layers.
 BACKBONE_WEIGHTS = "hub_backbone"
@@ -33,10 +35,10 @@ def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.M
                                name=f"head_dense_{i}")(x)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout_out")(x)
     logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer,
-                                name="head_logits")(x)
+                                name=LOGITS)(x)
     # Softmax in float32 keeps probabilities (and the loss) exact under mixed precision.
     probabilities = keras.layers.Activation("softmax", dtype="float32",
-                                            name="probabilities")(logits)
+                                            name=PROBABILITIES)(logits)
     return keras.Model(features, probabilities, name="head")
 
 

@@ -123,3 +123,59 @@ def robustness_curves(models: dict) -> bytes:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     return _png(figure)
+
+
+def reliability_diagram(before: dict, after: dict) -> bytes:
+    """Accuracy against confidence per bin, before and after temperature scaling, beside
+    the share of examples in each bin. `before`/`after`: evaluate.metrics.reliability_bins
+    results with the same number of bins."""
+    figure, (diagram_axes, count_axes) = plt.subplots(
+        2, 1, figsize=(5.2, 5.6), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    width = 1.0 / before["num_bins"]
+    centres = (np.arange(before["num_bins"]) + 0.5) * width
+    diagram_axes.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for offset, (label, bins, color) in enumerate((("before", before, "C3"),
+                                                   ("after", after, "C0"))):
+        shown = [i for i, a in enumerate(bins["accuracy"]) if a is not None]
+        diagram_axes.bar(centres[shown] + (offset - 0.5) * width / 2,
+                         [bins["accuracy"][i] for i in shown], width=width / 2, color=color,
+                         alpha=0.75,
+                         label=f"{label} (ECE {bins['expected_calibration_error']:.3f})")
+        total = max(sum(bins["count"]), 1)
+        count_axes.bar(centres + (offset - 0.5) * width / 2,
+                       np.asarray(bins["count"]) / total, width=width / 2, color=color,
+                       alpha=0.75)
+    diagram_axes.set_ylabel("accuracy")
+    diagram_axes.set_xlim(0, 1)
+    diagram_axes.set_ylim(0, 1.02)
+    diagram_axes.grid(alpha=0.3)
+    diagram_axes.legend(fontsize=8, loc="upper left")
+    count_axes.set_xlabel("confidence (max probability)")
+    count_axes.set_ylabel("share")
+    count_axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def roc_curves(curves: dict) -> bytes:
+    """One-vs-rest ROC curves: the macro average (thick) and each kept class, AUC in the
+    legend. `curves`: evaluate.metrics.roc_curves's result."""
+    figure, axes = plt.subplots(figsize=(5.6, 5.0))
+    axes.plot([0, 1], [0, 1], ":", color="grey")
+    fpr = curves["fpr"]
+    for index, curve in enumerate(curves["classes"]):
+        axes.plot(fpr, curve["tpr"], color=f"C{index % 10}", linewidth=1,
+                  label=f"{curve['class'][:20]} ({curve['auc']:.3f})")
+    if curves["macro"]:
+        axes.plot(fpr, curves["macro"]["tpr"], color="black", linewidth=2.2,
+                  label=f"macro average ({curves['macro']['auc']:.3f})")
+    total = len(curves.get("auc_per_class", {}))
+    if total > len(curves["classes"]):
+        axes.set_title(f"the {len(curves['classes'])} lowest-AUC of {total} classes",
+                       fontsize=9)
+    axes.set_xlabel("false-positive rate")
+    axes.set_ylabel("true-positive rate")
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    return _png(figure)

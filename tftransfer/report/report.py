@@ -34,7 +34,8 @@ def _read_json(output_dir: str, name: str) -> dict | None:
 
 def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_labels=None):
     """{name: PNG bytes}: learning curves, the confusion matrix of the test split (else
-    validation) and, given a training batch, a grid of augmented samples."""
+    validation), its ROC curves, the reliability diagram of --calibrate and, given a
+    training batch, a grid of augmented samples."""
     figures = {}
     phases = metrics.get("training", {}).get("phases", [])
     if phases:
@@ -47,6 +48,12 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
         found = metrics["lr_find"]
         figures["learning_rate_range"] = plots.learning_rate_range(
             found["rates"], found["losses"], found["suggested_learning_rate"])
+    if metrics.get("roc_curves", {}).get("macro"):
+        figures["roc_curves"] = plots.roc_curves(metrics["roc_curves"])
+    if "calibration" in metrics:
+        reliability = metrics["calibration"]["reliability"]
+        figures["reliability_diagram"] = plots.reliability_diagram(reliability["before"],
+                                                                   reliability["after"])
     if augmented_images is not None:
         titles = [class_names[int(k)] for k in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
@@ -135,6 +142,20 @@ def _metric_blocks(metrics: Mapping) -> list:
     return blocks
 
 
+def _calibration_blocks(calibration: Mapping) -> list:
+    rows = [(split, *(calibration[split][f"{key}_{when}"] for key in ("ece", "nll", "accuracy")
+                      for when in ("before", "after")))
+            for split in ("validation", "test") if split in calibration]
+    return [Heading("Calibration"),
+            Paragraph(f"Temperature scaling: the logits are divided by T = "
+                      f"{calibration['temperature']:.4g}, fitted on the "
+                      f"{calibration['fitted_on']} split, in the evaluated and exported "
+                      f"model. The metrics above are the calibrated model's; the argmax, "
+                      f"hence the accuracy, is unchanged."),
+            Table(["split", "ECE before", "ECE after", "NLL before", "NLL after",
+                   "accuracy before", "accuracy after"], rows)]
+
+
 def _performance_blocks(performance: Mapping) -> list:
     rows = [(f"training, phase {phase}", "throughput (images/s)", value)
             for phase, value in performance.get("training_images_per_second", {}).items()]
@@ -196,6 +217,14 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
     blocks += _metric_blocks(metrics)
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
+    if "roc_curves" in metrics:
+        blocks += figure("roc_curves", f"One-vs-rest ROC curves ({metrics['roc_curves']['split']}"
+                                       f" split; AUC in brackets)")
+    if "calibration" in metrics:
+        blocks += _calibration_blocks(metrics["calibration"])
+        blocks += figure("reliability_diagram", "Reliability diagram before and after "
+                         f"temperature scaling ({metrics['calibration']['reliability']['split']}"
+                         " split)")
     if "performance" in metrics:
         blocks += _performance_blocks(metrics["performance"])
     blocks += comparison.report_blocks(metrics, figure_paths)

@@ -1,9 +1,11 @@
 """TensorBoard summaries of a finished run, beside the Keras callback's scalars.
 
-Written to `<output_dir>/tensorboard/evaluation`: the final metrics as scalars, the
-confusion matrix and a grid of augmented training samples (images plugin), one-vs-rest PR
-curves per class, the metrics as text, and the run's hyperparameters with its final
-metrics (HParams plugin), so runs in sibling output folders can be compared.
+Written to `<output_dir>/tensorboard/evaluation`: the final metrics as scalars (with
+--calibrate, also the temperature and each split's ECE before and after), the confusion
+matrix, ROC curves, reliability diagram and a grid of augmented training samples (images
+plugin), one-vs-rest PR curves per class, the metrics as text, and the run's
+hyperparameters with its final metrics (HParams plugin), so runs in sibling output folders
+can be compared.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ FIGURE_TAGS = {"confusion_matrix": "evaluation/confusion_matrix",
                "augmented_samples": "data/augmented_training_samples",
                "learning_curves": "training/learning_curves",
                "robustness_curves": "evaluation/robustness_curves",
-               "learning_rate_range": "training/learning_rate_range"}
+               "learning_rate_range": "training/learning_rate_range",
+               "roc_curves": "evaluation/roc_curves",
+               "reliability_diagram": "evaluation/reliability_diagram"}
 
 
 def _hparam_value(value):
@@ -57,13 +61,25 @@ def _write_pr_curves(labels: np.ndarray, probabilities: np.ndarray,
         tf.summary.experimental.write_raw_pb(curve.SerializeToString(), step=step)
 
 
+def _write_calibration(calibration: Mapping, step: int) -> None:
+    tf.summary.scalar("calibration/temperature", calibration["temperature"], step=step)
+    for split in ("validation", "test"):
+        for when in ("before", "after"):
+            if split in calibration:
+                tf.summary.scalar(f"calibration/{split}/ece_{when}",
+                                  calibration[split][f"ece_{when}"], step=step)
+
+
 def write_run_summaries(logdir: str, flat_config: Mapping, split_metrics: Mapping[str, dict],
                         predictions: Mapping, class_names: Sequence[str],
-                        figures: Mapping[str, bytes], step: int) -> str:
+                        figures: Mapping[str, bytes], step: int,
+                        calibration: Mapping | None = None) -> str:
     """Writes the run's final summaries at `step` (the last epoch); returns their folder.
 
     `predictions` maps a split to (labels, probabilities); PR curves use the test split
-    (or validation without one). `figures` maps FIGURE_TAGS keys to PNG bytes."""
+    (or validation without one). `figures` maps FIGURE_TAGS keys to PNG bytes.
+    `calibration`: metrics.json's block of --calibrate, written as the temperature and
+    each split's ECE before and after."""
     folder = os.path.join(logdir, "evaluation")
     writer = tf.summary.create_file_writer(folder)
     with writer.as_default():
@@ -75,6 +91,8 @@ def write_run_summaries(logdir: str, flat_config: Mapping, split_metrics: Mappin
             image = tf.expand_dims(tf.io.decode_png(png, channels=3), 0)
             tf.summary.image(FIGURE_TAGS[name], image, step=step)
         tf.summary.text("metrics/summary", _metrics_markdown(split_metrics), step=step)
+        if calibration:
+            _write_calibration(calibration, step)
         split = "test" if "test" in predictions else next(iter(predictions), None)
         if split is not None:
             labels, probabilities = predictions[split]

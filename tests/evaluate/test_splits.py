@@ -1,0 +1,59 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import make_config
+
+from tftransfer.config.errors import DataError
+from tftransfer.data import pipeline as data_lib
+from tftransfer.evaluate import splits, temperature as temperature_fit
+from tftransfer.model import classifier as model_lib, temperature_layer as temperature
+
+
+@pytest.fixture(scope="module")
+def over_confident(tmp_path_factory, tiny_hub_dir, color_folder):
+    """An untrained tiny classifier made over-confident (large logits), and its data."""
+    root = tmp_path_factory.mktemp("splits")
+    cfg = make_config(root, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      validation_fraction=0.3, test_fraction=0.3)
+    data = data_lib.load_data(cfg.data, cfg.seed, str(root / "cache"))
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    logits = classifier.head.get_layer(model_lib.LOGITS)
+    logits.kernel.assign(logits.kernel.numpy() * 60.0)
+    return classifier, data
+
+
+def test_calibrate_fits_on_validation_and_evaluates_the_scaled_model(over_confident):
+    classifier, data = over_confident
+    scores, predictions = splits.evaluate_splits(classifier, data)
+    calibrated, after, after_predictions, block = splits.calibrate(classifier, data, scores,
+                                                                   predictions)
+    fitted = block["temperature"]
+    assert fitted == pytest.approx(temperature_fit.fit_temperature(*predictions["validation"]))
+    assert fitted > 1.5  # over-confident: softened
+    assert temperature.temperature_of(calibrated) == pytest.approx(fitted)
+    for split in ("validation", "test"):
+        labels, probabilities = after_predictions[split]
+        np.testing.assert_array_equal(labels, predictions[split][0])
+        np.testing.assert_allclose(
+            probabilities, temperature_fit.apply_temperature(predictions[split][1], fitted),
+            atol=1e-5)
+        row = block[split]
+        assert row["accuracy_after"] == row["accuracy_before"] == after[split]["accuracy"]
+        assert row["ece_before"] == scores[split]["expected_calibration_error"]
+        assert row["ece_after"] == after[split]["expected_calibration_error"]
+        assert row["nll_after"] == after[split]["loss"]
+    assert block["validation"]["nll_after"] <= block["validation"]["nll_before"]
+    reliability = block["reliability"]
+    assert reliability["split"] == "test"
+    assert sum(reliability["before"]["count"]) == len(predictions["test"][0])
+    assert reliability["after"]["expected_calibration_error"] == pytest.approx(
+        block["test"]["ece_after"])
+
+
+def test_calibrate_needs_a_validation_split(over_confident):
+    classifier, data = over_confident
+    no_validation = dataclasses.replace(data, validation=None)
+    scores, predictions = splits.evaluate_splits(classifier, no_validation)
+    with pytest.raises(DataError, match="^--calibrate: the data has no validation split"):
+        splits.calibrate(classifier, no_validation, scores, predictions)
