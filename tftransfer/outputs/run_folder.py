@@ -25,6 +25,7 @@ SEARCH_TENSORBOARD = os.path.join(TENSORBOARD, "search")
 SAVED_MODEL = "saved_model"            # SavedModel versions: saved_model/<version>/
 PRUNED_SAVED_MODEL = "pruned_saved_model"
 TFLITE = "tflite"                      # tflite/<mode>.tflite
+ONNX = "onnx"                          # onnx/classifier.onnx
 KERAS_INT8 = "keras_int8"
 CACHE = "cache"                        # decoded splits
 FEATURES = "features"                  # the search's cached backbone features
