@@ -18,6 +18,7 @@ COMPRESSION_JSON = "compression.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_FILES = "report_files"          # the report's figures
+MODEL_CARD_MD = "model_card.md"        # also in each export's assets/
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP = "backup"                      # the final training's resumable state
 TENSORBOARD = "tensorboard"
@@ -32,3 +33,6 @@ FEATURES = "features"                  # the search's cached backbone features
 SEARCH = "search"                      # KerasTuner's project folder
 ENSEMBLE = "ensemble"
 ADVERSARIAL = "adversarial"
+# Not a run's: a local backbone folder's description (name, source, licence), written by
+# tftransfer.assets beside its saved_model.pb and read into the model card.
+BACKBONE_PROVENANCE = "provenance.json"
