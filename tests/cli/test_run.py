@@ -65,9 +65,13 @@ def test_real_run_learns_and_writes_every_output(real_run):
         assert os.path.getsize(os.path.join(cfg.output_dir, name)) > 1000, name
     for name in ("config.json", "labels.txt", "metrics.json", "saved_model/1/saved_model.pb",
                  "saved_model/1/assets/labels.txt",
-                 "saved_model/1/assets.extra/tf_serving_warmup_requests"):
+                 "saved_model/1/assets.extra/tf_serving_warmup_requests",
+                 "model_card.md", "saved_model/1/assets/model_card.md"):
         assert os.path.isfile(os.path.join(cfg.output_dir, name)), name
     assert open(os.path.join(cfg.output_dir, "labels.txt")).read().split("\n")[0] == "T-shirt/top"
+    card = open(os.path.join(cfg.output_dir, "saved_model/1/assets/model_card.md")).read()
+    assert "Licence of the backbone's weights: Apache Software License 2.0" in card
+    assert "| accuracy |" in card and "Test split, 300 images" in card
     events = [f for _, _, files in os.walk(os.path.join(cfg.output_dir, "tensorboard"))
               for f in files if f.startswith("events.out")]
     assert len(events) >= 2  # train and validation writers

@@ -27,7 +27,8 @@ def compressed(tmp_path_factory, tiny_hub_dir):
     cfg = make_config(out, dataset=folder, hub_handle=tiny_hub_dir, test_fraction=0.3,
                       fine_tune_depth=1, epochs=15, head_epochs=13, learning_rate=0.1,
                       early_stopping_patience=0,
-                      export_tflite=TFLITE, keras_int8=True, prune_sparsity=0.5,
+                      export_tflite=TFLITE, export_onnx=True, keras_int8=True,
+                      prune_sparsity=0.5,
                       prune_epochs=1, representative_examples=16)
     keras.utils.set_random_seed(cfg.seed)
     data = data_lib.load_data(cfg.data, cfg.seed, "")
@@ -52,7 +53,7 @@ def test_every_compressed_model_is_measured_and_written(compressed):
     cfg, data, _, _, result = compressed
     assert [r["variant"] for r in result["variants"]] == [
         "saved_model", "tflite_float", "tflite_dynamic", "tflite_float16", "tflite_int8",
-        "keras_int8", "pruned"]
+        "onnx", "keras_int8", "pruned"]
     assert result["skipped"] == [] and result["split"] == "test"
     assert result["num_examples"] == data.sizes["test"] == 36
     for row in result["variants"]:
@@ -62,6 +63,9 @@ def test_every_compressed_model_is_measured_and_written(compressed):
         assert row["throughput_images_per_s"] > 0
     for variant in TFLITE:
         assert os.path.isfile(os.path.join(cfg.output_dir, "tflite", f"{variant}.tflite"))
+    onnx_row = _rows(result)["onnx"]
+    assert onnx_row["path"] == os.path.join(cfg.output_dir, "onnx", "classifier.onnx")
+    assert onnx_row["runtime"].startswith("ONNX Runtime ") and onnx_row["opset"] == 17
     with open(os.path.join(cfg.output_dir, "compression.json")) as f:
         assert json.load(f) == json.loads(json.dumps(result))
 
@@ -71,7 +75,7 @@ def test_quantized_variants_stay_within_tolerance(compressed):
     rows = _rows(result)
     assert rows["saved_model"]["accuracy"] == 1.0  # colours are learnable
     for variant in ("tflite_float", "tflite_dynamic", "tflite_float16", "tflite_int8",
-                    "keras_int8"):
+                    "onnx", "keras_int8"):
         assert rows[variant]["accuracy_drop"] <= 0.01, variant
         assert not rows[variant]["flagged"], variant
         assert rows[variant]["macro_f1"] == pytest.approx(rows["saved_model"]["macro_f1"],
@@ -85,6 +89,17 @@ def test_tflite_float_matches_the_keras_model(compressed):
     images, _ = next(iter(data.test))
     np.testing.assert_allclose(predictor(images.numpy()),
                                classifier.predict(images, verbose=0), atol=1e-5)
+
+
+def test_onnx_matches_the_keras_model_and_the_saved_model(compressed):
+    _, data, classifier, _, result = compressed
+    rows = _rows(result)
+    predictor = compression.onnx_candidate(rows["onnx"]["path"]).predict
+    images, _ = next(iter(data.test))
+    np.testing.assert_allclose(predictor(images.numpy()),
+                               classifier.predict(images, verbose=0), atol=1e-5)
+    # The acceptance check: test accuracy within 0.1 point of the SavedModel's.
+    assert abs(rows["onnx"]["accuracy"] - rows["saved_model"]["accuracy"]) <= 0.001
 
 
 def test_int8_variant_really_holds_int8_tensors(compressed):
@@ -169,12 +184,14 @@ def test_compressed_models_that_cannot_be_built_are_skipped_with_the_reason(comp
     def refuse(*args):
         raise RuntimeError("calibration failed\nat node 2")
     monkeypatch.setattr(compression.tflite, "write_model", refuse)
+    monkeypatch.setattr(compression.onnx_export, "write_model", refuse)
     features = keras.Input((16,))
     no_dense = keras.Model(features, keras.layers.Activation("softmax")(features), name="head")
     bare = model_lib.TransferClassifier(classifier.backbone, no_dense, cfg.data.image_size)
     skipped = []
     assert list(compression._candidates(bare, data, cfg, skipped)) == []
     assert skipped == [{"variant": f"tflite_{v}", "reason": "calibration failed"}
-                       for v in TFLITE] + [{"variant": "keras_int8",
+                       for v in TFLITE] + [{"variant": "onnx", "reason": "calibration failed"},
+                                           {"variant": "keras_int8",
                                             "reason": "no Dense or EinsumDense layer to "
                                                       "quantize"}]

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -102,6 +103,22 @@ def test_a_budget_is_refused_on_multi_worker_training(tmp_path, tiny_hub_dir, mo
         "task": {"type": "worker", "index": 0}}))
     with pytest.raises(ConfigError, match="^--time_budget: is not supported"):
         validate(_valid(tmp_path, tiny_hub_dir, strategy="multi_worker", time_budget="5m"))
+
+
+@pytest.mark.parametrize("missing, message", [
+    ({"tf2onnx"}, "needs the tf2onnx package (pip install tf2onnx)"),
+    ({"tf2onnx", "onnxruntime"},
+     "needs the tf2onnx and onnxruntime packages (pip install tf2onnx onnxruntime)"),
+])
+def test_export_onnx_without_its_packages_is_one_line(tmp_path, tiny_hub_dir, monkeypatch,
+                                                      missing, message):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in missing else find_spec(name, *a))
+    with pytest.raises(ConfigError) as info:
+        validate(_valid(tmp_path, tiny_hub_dir, export_onnx=True))
+    assert str(info.value) == f"--export_onnx: {message}"
+    validate(_valid(tmp_path, tiny_hub_dir))  # not asked for: not needed
 
 
 def test_unwritable_output_dir_is_a_config_error(tmp_path, tiny_hub_dir):

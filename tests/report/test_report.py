@@ -89,6 +89,7 @@ def test_rebuild_cli_keeps_the_samples_and_adds_new_results(finished_run):
     text = (folder / "report.md").read_text(encoding="utf-8")
     assert "![Augmented training samples]" in text and "## Compression" in text
     assert "| pruned | 91.00% | -2.00 pt |" in text and "Skipped keras_int8" in text
+    assert "## Metrics" in (folder / "model_card.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.e2e

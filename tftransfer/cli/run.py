@@ -30,10 +30,11 @@ def _write_metrics(output_dir: str, metrics: dict) -> None:
                       sort_keys=True)
 
 
-def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
-    """TensorBoard pictures and summaries, then report.md/.html, from the final metrics."""
+def _publish(cfg, metrics: dict, predictions: dict, data, export_dir: str) -> None:
+    """TensorBoard pictures and summaries, then report.md/.html and model_card.md (also into
+    the exports' assets/), from the final metrics: last, as the card needs every stage's."""
     from tftransfer.config import run_config as config_lib
-    from tftransfer.report import report, summaries
+    from tftransfer.report import model_card, report, summaries
 
     images, labels = next(iter(data.train))
     figures = report.run_figures(metrics, data.class_names, images.numpy(), labels.numpy())
@@ -44,6 +45,7 @@ def _publish(cfg, metrics: dict, predictions: dict, data) -> None:
                                   data.class_names, figures, step=last_epoch,
                                   calibration=metrics.get("calibration"))
     report.write_report(cfg.output_dir, figures)
+    model_card.write_model_cards(cfg.output_dir, export_dir)
 
 
 @dataclasses.dataclass
@@ -280,7 +282,7 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     _compress(final_cfg, classifier, data, export_dir)
     metrics = {**metrics, **_variants(final_cfg, classifier, data, metrics, found, strategy)}
     _write_metrics(final_cfg.output_dir, metrics)
-    _publish(final_cfg, metrics, predictions, data)
+    _publish(final_cfg, metrics, predictions, data, export_dir)
     if ledger is not None:
         ledger.end_stage("compression, variants and report")
         ledger.finish()

@@ -5,6 +5,8 @@ formats them for the report):
 - `saved_model`: the float export, the baseline;
 - `tflite_<mode>` for each --export_tflite quantization mode (tflite.py), in the TFLite
   interpreter, written to `<output_dir>/tflite/<mode>.tflite`;
+- `onnx` with --export_onnx: the classifier converted by tf2onnx (onnx_export.py), run in
+  onnxruntime, written to `<output_dir>/onnx/classifier.onnx`;
 - `keras_int8`: Keras 3's `quantize("int8")` of a copy of the classifier. It applies to
   Dense and EinsumDense layers, i.e. the head; the hub backbone is a restored TF graph that
   Keras cannot quantize. Run in-process; its size is its saved weights (`.weights.h5`);
@@ -26,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tftransfer.compress import pruning, tflite
+from tftransfer.compress import onnx_export, pruning, tflite
 from tftransfer.config.errors import DataError, first_line
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
@@ -54,7 +56,7 @@ class Candidate:
 
 def requested(cfg: RunConfig) -> bool:
     e = cfg.compress
-    return bool(e.export_tflite or e.keras_int8 or e.prune_sparsity)
+    return bool(e.export_tflite or e.export_onnx or e.keras_int8 or e.prune_sparsity)
 
 
 def size_on_disk(path: str) -> tuple[int, int]:
@@ -87,6 +89,11 @@ def tflite_candidate(path: str, mode: str) -> Candidate:
     predictor = tflite.InterpreterPredictor(path)
     return Candidate(f"tflite_{mode}", "TFLite interpreter", path, predictor,
                      {"tensor_types": predictor.tensor_types()})
+
+
+def onnx_candidate(path: str) -> Candidate:
+    return Candidate("onnx", onnx_export.runtime_name(), path,
+                     onnx_export.RuntimePredictor(path), {"opset": onnx_export.OPSET})
 
 
 def keras_int8_candidate(classifier: TransferClassifier, image_size: int,
@@ -156,6 +163,14 @@ def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
             skipped.append({"variant": f"tflite_{mode}", "reason": first_line(e)})
             continue
         yield tflite_candidate(path, mode)
+    if cfg.compress.export_onnx:
+        try:
+            candidate = onnx_candidate(onnx_export.write_model(
+                classifier, cfg.data.image_size, os.path.join(cfg.output_dir, run_folder.ONNX)))
+        except Exception as e:  # tf2onnx's and onnxruntime's errors have no common base
+            skipped.append({"variant": "onnx", "reason": first_line(e)})
+        else:
+            yield candidate
     if cfg.compress.keras_int8:
         try:
             candidate = keras_int8_candidate(classifier, cfg.data.image_size,
@@ -182,8 +197,8 @@ def compress_and_evaluate(classifier: TransferClassifier, data: DataBundle,
     split = "test" if data.test is not None else "validation"
     dataset = data.test if data.test is not None else data.validation
     if dataset is None:
-        raise DataError("--export_tflite, --keras_int8 and --prune_sparsity evaluate on the "
-                        "test or validation split, and there is neither")
+        raise DataError("--export_tflite, --export_onnx, --keras_int8 and --prune_sparsity "
+                        "evaluate on the test or validation split, and there is neither")
     saved_model_dir = resolve_saved_model(saved_model_dir)
     timing_images = _timing_images(dataset, cfg.data.batch_size)
 

@@ -30,6 +30,7 @@ ENSEMBLE_MEMBERS = ("restore", "retrain")
 FIND_LEARNING_RATE = "find"  # --learning_rate=find
 NATIVE_IMAGE_SIZE = 224     # what --image_size=0 trains at without a search
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
+ONNX_PACKAGES = ("tf2onnx", "onnxruntime")   # what --export_onnx imports
 
 
 class ConfigError(UserError):
@@ -178,6 +179,8 @@ class CompressConfig:
     export_tflite: tuple[str, ...] = field((), "TFLite quantization modes to convert, "
                                                "evaluate and time.", choices=TFLITE_MODES)
     keras_int8: bool = field(False, "Also evaluate Keras 3's model.quantize('int8') variant.")
+    export_onnx: bool = field(False, "Also convert the classifier to ONNX (tf2onnx) and "
+                                     "evaluate and time it in onnxruntime.")
     prune_sparsity: float = field(0.0, "Magnitude-prune the fine-tuned weights to this "
                                        "sparsity in a short extra fine-tune; 0 disables.")
     prune_epochs: int = field(1, "Epochs of the pruning fine-tune.")

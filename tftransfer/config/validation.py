@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import re
@@ -15,6 +16,7 @@ from tftransfer.config.run_config import (
     FIND_LEARNING_RATE,
     AUGMENTATIONS,
     MAX_WARMUP_REQUESTS,
+    ONNX_PACKAGES,
     TFLITE_MODES,
     ConfigError,
     RunConfig,
@@ -181,6 +183,12 @@ def _check_compress(cfg: RunConfig) -> None:
     _require(e.prune_epochs >= 1, "prune_epochs", "must be >= 1")
     _require(e.representative_examples >= 1, "representative_examples", "must be >= 1")
     _require(0 <= e.compression_tolerance <= 1, "compression_tolerance", "must be in [0, 1]")
+    if e.export_onnx:
+        # find_spec locates a package without importing it (tf2onnx imports TensorFlow).
+        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+        _require(not missing, "export_onnx",
+                 f"needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}"
+                 f" (pip install {' '.join(missing)})")
 
 
 def _check_robustness(cfg: RunConfig) -> None:

@@ -20,6 +20,7 @@ COMPRESSION_JSON = "compression.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_FILES = "report_files"          # the report's figures
+MODEL_CARD_MD = "model_card.md"        # also in each export's assets/
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP = "backup"                      # the final training's resumable state
 TENSORBOARD = "tensorboard"
@@ -27,9 +28,13 @@ SEARCH_TENSORBOARD = os.path.join(TENSORBOARD, "search")
 SAVED_MODEL = "saved_model"            # SavedModel versions: saved_model/<version>/
 PRUNED_SAVED_MODEL = "pruned_saved_model"
 TFLITE = "tflite"                      # tflite/<mode>.tflite
+ONNX = "onnx"                          # onnx/classifier.onnx
 KERAS_INT8 = "keras_int8"
 CACHE = "cache"                        # decoded splits
 FEATURES = "features"                  # the search's cached backbone features
 SEARCH = "search"                      # KerasTuner's project folder
 ENSEMBLE = "ensemble"
 ADVERSARIAL = "adversarial"
+# Not a run's: a local backbone folder's description (name, source, licence), written by
+# tftransfer.assets beside its saved_model.pb and read into the model card.
+BACKBONE_PROVENANCE = "provenance.json"

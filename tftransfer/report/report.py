@@ -13,7 +13,8 @@ from typing import Mapping
 from tftransfer.config import run_config as config_lib
 from tftransfer.config.errors import UserError
 from tftransfer.outputs import files as atomic, run_folder
-from tftransfer.report import comparison, compression_table, plots
+from tftransfer.export import layout
+from tftransfer.report import comparison, compression_table, model_card, plots
 from tftransfer.report.format import Figure, Heading, Paragraph, Table, to_html, to_markdown
 
 FIGURE_FOLDER = run_folder.REPORT_FILES
@@ -248,8 +249,8 @@ def write_report(output_dir: str, figures: Mapping[str, bytes]) -> tuple[str, st
 
 
 def rebuild(output_dir: str) -> tuple[str, str]:
-    """Re-renders the report of a finished run (e.g. after compression.json was added),
-    keeping the augmented-sample grid it already has."""
+    """Re-renders the report and the model cards of a finished run (e.g. after
+    compression.json was added), keeping the augmented-sample grid it already has."""
     metrics = _read_json(output_dir, run_folder.METRICS_JSON)
     if metrics is None or _read_json(output_dir, run_folder.CONFIG_JSON) is None:
         raise UserError(f"--output_dir: no metrics.json and config.json in {output_dir}")
@@ -258,4 +259,17 @@ def rebuild(output_dir: str) -> tuple[str, str]:
     if os.path.isfile(samples):
         with open(samples, "rb") as f:
             figures["augmented_samples"] = f.read()
-    return write_report(output_dir, figures)
+    paths = write_report(output_dir, figures)
+    model_card.write_model_cards(output_dir, _run_export(output_dir))
+    return paths
+
+
+def _run_export(output_dir: str) -> str | None:
+    """The run's SavedModel version folder: its --export_version, else (0: the next free
+    one when it ran) the highest present; None without one."""
+    exports = os.path.join(output_dir, run_folder.SAVED_MODEL)
+    version = _read_json(output_dir, run_folder.CONFIG_JSON)["export"]["export_version"]
+    versions = layout.versions(exports)
+    if not version and versions:
+        version = versions[-1]
+    return os.path.join(exports, str(version)) if version else None
