@@ -2,7 +2,7 @@
 import pytest
 from conftest import make_config
 
-from tftransfer.config import budget as budget_lib
+from tftransfer.config import budget as budget_lib, budget_plan as plan_lib
 from tftransfer.outputs.ledger import Ledger
 from tftransfer.search import planning
 
@@ -13,7 +13,7 @@ WORK = budget_lib.Workload(train=6400, validation=640, test=640, batch_size=64)
 
 def _run(folder):
     folder.mkdir(exist_ok=True)
-    plan = budget_lib.plan_run(1200, 0, TIMES, WORK, start_depth=2, start_epochs=4,
+    plan = plan_lib.plan_run(1200, 0, TIMES, WORK, start_depth=2, start_epochs=4,
                                depths=(0, 2, -1), cache_frozen=False, start_head_epochs=1)
     ledger = Ledger(str(folder), 200, clock=lambda: 1000.0)  # 200 s left after the search
     return planning.BudgetedRun(None, ledger, plan, TIMES, WORK, True, False, None, None), plan
@@ -30,7 +30,7 @@ def test_trials_slower_than_estimated_scale_the_final_training_down(tmp_path, ti
     estimate = budget_lib.trial_seconds(TIMES, WORK, 2, plan.search_fraction, False)
     assert planning._slowdown(run, [_trial(2, 2 * estimate)]) == pytest.approx(2.0)
     assert planning._slowdown(run, []) == 1.0
-    assert planning._slowdown(run, [_trial(2, 100 * estimate)]) == budget_lib.MAX_SLOWDOWN
+    assert planning._slowdown(run, [_trial(2, 100 * estimate)]) == plan_lib.MAX_SLOWDOWN
     cfg = make_config(tmp_path / "o", dataset=color_folder, hub_handle=tiny_hub_dir,
                       fine_tune_depth=2, epochs=6, head_epochs=1)
     as_estimated = planning.final_config(run, cfg, [_trial(2, estimate)]).train.epochs

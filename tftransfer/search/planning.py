@@ -11,7 +11,7 @@ import time
 
 from absl import logging
 
-from tftransfer.config import budget as budget_lib, cluster
+from tftransfer.config import budget as budget_lib, budget_plan as plan_lib, cluster
 from tftransfer.data import pipeline as data_lib
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs.ledger import Ledger
@@ -22,7 +22,7 @@ from tftransfer.search import inputs as inputs_lib, space as search_space, step_
 class BudgetedRun:
     cfg: object                   # the run's config at the plan's starting resolution
     ledger: Ledger
-    plan: budget_lib.Plan
+    plan: plan_lib.Plan
     times: budget_lib.StepTimes
     work: budget_lib.Workload
     searching: bool
@@ -63,14 +63,14 @@ def _measured(cfg, data, strategy, ledger: Ledger, depths, sizes) -> budget_lib.
     return times
 
 
-def _search_config(cfg, plan: budget_lib.Plan):
+def _search_config(cfg, plan: plan_lib.Plan):
     """Trial fidelity and count from the plan; a distributed search keeps its flags' (its
     tuner workers must agree, and only the chief plans), and Hyperband its own epochs."""
     if cluster.is_search_chief() or cfg.search.search == "hyperband":
         return cfg
     search = dataclasses.replace(
         cfg.search, search_epochs=plan.trial_epochs, search_fraction=plan.search_fraction,
-        max_trials=min(budget_lib.MAX_TRIALS, 2 * plan.trials))  # the deadline stops it
+        max_trials=min(plan_lib.MAX_TRIALS, 2 * plan.trials))  # the deadline stops it
     return dataclasses.replace(cfg, search=search)
 
 
@@ -84,9 +84,9 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
     work = _workload(cfg, data)
     ledger.end_stage("start-up")
     if "plan" in ledger.notes:
-        the_plan = budget_lib.plan_from_dict(ledger.notes["plan"])
+        the_plan = plan_lib.plan_from_dict(ledger.notes["plan"])
     else:
-        the_plan = budget_lib.plan_run(ledger.budget, ledger.spent(), times, work,
+        the_plan = plan_lib.plan_run(ledger.budget, ledger.spent(), times, work,
                                        cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                        depths, cache_frozen, cfg.train.head_epochs,
                                        searched.sizes)
@@ -109,7 +109,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
                        _search_config(cfg, the_plan) if searching else cfg, search_budget)
 
 
-def describe(plan: budget_lib.Plan) -> str:
+def describe(plan: plan_lib.Plan) -> str:
     search = (f"search {plan.search:.0f} s for about {plan.trials} trials of "
               f"{plan.trial_epochs} epochs on {plan.search_fraction:.0%} of train"
               if plan.trials else f"no search ({plan.why})")
@@ -133,7 +133,7 @@ def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
     if not pairs:
         return 1.0
     ratio = sum(actual for actual, _ in pairs) / sum(estimate for _, estimate in pairs)
-    return min(max(ratio, budget_lib.MIN_SLOWDOWN), budget_lib.MAX_SLOWDOWN)
+    return min(max(ratio, plan_lib.MIN_SLOWDOWN), plan_lib.MAX_SLOWDOWN)
 
 
 def _times_of(run: BudgetedRun, cfg) -> budget_lib.StepTimes:
@@ -144,12 +144,12 @@ def _times_of(run: BudgetedRun, cfg) -> budget_lib.StepTimes:
 def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
     """`cfg` with the final training's epochs sized to the time left, the estimates
     scaled by what the search's `trials` took against theirs."""
-    left = run.ledger.left() * (1 - budget_lib.SAFETY) - _reserve(run, cfg)
+    left = run.ledger.left() * (1 - plan_lib.SAFETY) - _reserve(run, cfg)
     if "final_epochs" in run.ledger.notes:
         epochs = run.ledger.notes["final_epochs"]
     else:
         slowdown = _slowdown(run, trials or [])
-        epochs = budget_lib.final_epochs(left / slowdown, _times_of(run, cfg), run.work,
+        epochs = plan_lib.final_epochs(left / slowdown, _times_of(run, cfg), run.work,
                                          cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                          cfg.train.head_epochs)
         logging.info("The search's trials took %.2fx their estimate; the final training "

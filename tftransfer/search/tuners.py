@@ -18,7 +18,7 @@ from absl import logging
 
 from tftransfer import private_api
 from tftransfer.config import cluster
-from tftransfer.config.budget import MAX_SLOWDOWN, MIN_SLOWDOWN
+from tftransfer.config.budget_plan import MAX_SLOWDOWN, MIN_SLOWDOWN
 from tftransfer.outputs import files as atomic, run_folder
 from tftransfer.search import selection
 
