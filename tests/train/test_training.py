@@ -215,19 +215,21 @@ def test_stop_at_deadline_ends_the_fit_before_an_epoch_that_would_overrun():
     import keras
     import numpy as np
 
-    from tftransfer.train.training import StopAtDeadline
+    from tftransfer.train.training import Deadline, StopAtDeadline
 
     class SlowEpochs(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            time.sleep(0.3)
+            time.sleep(3.0 if epoch == 0 else 0.2)   # the first: 2.5 s of tracing too
 
-    def epochs_run(seconds_left):
+    def epochs_run(seconds_left, trace_seconds=0.0):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile("sgd", "mse")
+        deadline = Deadline(time.time() + seconds_left, trace_seconds)
         history = model.fit(np.zeros((8, 2)), np.zeros((8, 1)), epochs=5, verbose=0,
-                            callbacks=[SlowEpochs(), StopAtDeadline(time.time() + seconds_left)])
+                            callbacks=[SlowEpochs(), StopAtDeadline(deadline)])
         return len(history.epoch)
-    assert epochs_run(0.5) == 1        # a second 0.3 s epoch would end after 0.5 s
+    assert epochs_run(5.5) == 1        # another 3 s epoch would end after 5.5 s
+    assert epochs_run(5.5, trace_seconds=2.5) >= 2     # the next ones take 0.2 s
     assert epochs_run(60) == 5
 
 

@@ -16,6 +16,7 @@ from tftransfer.data import pipeline as data_lib
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs.ledger import Ledger
 from tftransfer.search import inputs as inputs_lib, space as search_space, step_times, tuning
+from tftransfer.train import training as train_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +169,10 @@ def _reserve(run: BudgetedRun, cfg) -> float:
     return min(run.plan.reserve, budget_lib.reserve_seconds(_times_of(run, cfg), run.work))
 
 
-def training_deadline(run: BudgetedRun, final_cfg) -> float:
+def training_deadline(run: BudgetedRun, final_cfg) -> train_lib.Deadline:
     """When the final training must stop to leave evaluation and export their time."""
-    return time.time() + run.ledger.left() - _reserve(run, final_cfg)
+    return train_lib.Deadline(time.time() + run.ledger.left() - _reserve(run, final_cfg),
+                              run.times.setup)
 
 
 def block(run: BudgetedRun, final_cfg) -> dict:

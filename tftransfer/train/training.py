@@ -253,31 +253,47 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         atomic.write_json(self.state_path, {"epoch": epoch, "wait": self.wait, "best": best})
 
 
-class StopAtDeadline(keras.callbacks.Callback):
-    """Ends a fit when its next epoch, as long as its slowest so far, would end after
-    `deadline` (time.time()): a budgeted run's guard for when its estimates were short."""
+@dataclasses.dataclass(frozen=True)
+class Deadline:
+    at: float                    # time.time() by which the final training must end
+    trace_seconds: float = 0.0   # what a fit's first epoch spends building and tracing
 
-    def __init__(self, deadline: float):
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Ends a fit when its next epoch, as long as its slowest so far, would end after the
+    deadline: a budgeted run's guard for when its estimates were short. A fit's first
+    epoch counts without its tracing (at least a quarter of it counts): taken whole, a
+    slow first epoch once ended a final training after 1 of 8 epochs."""
+
+    def __init__(self, deadline: Deadline):
         super().__init__()
         self.deadline, self.slowest, self.epoch_start = deadline, 0.0, 0.0
+        self.first_of_fit = True
+
+    def on_train_begin(self, logs=None):
+        self.first_of_fit = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
-        self.slowest = max(self.slowest, now - self.epoch_start)
+        took = now - self.epoch_start
+        if self.first_of_fit:
+            took = max(took - self.deadline.trace_seconds, took / 4)
+            self.first_of_fit = False
+        self.slowest = max(self.slowest, took)
         last = epoch + 1 >= self.params.get("epochs", 0)
-        if not last and now + self.slowest > self.deadline:
+        if not last and now + self.slowest > self.deadline.at:
             logging.warning("Stopping after epoch %d: another would overrun the time budget",
                             epoch + 1)
             self.model.stop_training = True
 
 
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
-          cfg: RunConfig, deadline: float | None = None) -> TrainResult:
+          cfg: RunConfig, deadline: Deadline | None = None) -> TrainResult:
     """The final training: phases, TensorBoard, early stopping, best weights restored;
-    with a `deadline` (time.time()), no epoch starts that would end after it."""
+    with a `deadline`, no epoch starts that would end after it."""
     best_path = os.path.join(cfg.output_dir, run_folder.BEST_WEIGHTS)
     os.makedirs(os.path.dirname(best_path), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN(),
