@@ -1,8 +1,11 @@
-"""`python -m tftransfer.assets [--cache_dir=DIR]`: builds the offline default assets.
+"""Builds the offline default assets: an ImageNet-pretrained EfficientNet-Lite0 in TF-Hub
+format and the prepared Fashion-MNIST, from installed packages (no network). Idempotent.
 
-Writes the Lite0 feature-vector SavedModel and the prepared Fashion-MNIST into the cache
-folder that experiments/quickstart.flags points at. Idempotent.
+Usage: python -m tftransfer.assets [--cache_dir=~/.cache/tftransfer]
+
+Then: python -m tftransfer.run --flagfile=experiments/quickstart.flags
 """
+# experiments/quickstart.flags points at the default cache folder.
 from absl import flags, logging
 
 from tftransfer import assets
@@ -18,6 +21,7 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
+    common.start_tensorflow()
     with common.user_errors():
         try:
             built = assets.build_all(FLAGS.cache_dir)

@@ -277,6 +277,7 @@ def main(argv) -> None:
         common.fail(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     with common.user_errors():
         cfg = flags_lib.config_from_flags()
+        common.start_tensorflow()
         cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
         with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
             lock = folder_lock.hold(cfg.output_dir, cluster.log_file_name()[:-len(".log")])
