@@ -1,15 +1,18 @@
 """Transfer learning in one command: data -> pretrained backbone + head -> (search) ->
 training -> evaluation -> SavedModel, TFLite variants and a report in --output_dir.
 
-Usage: python -m tftransfer.run --dataset=DATA --hub_handle=HANDLE --output_dir=DIR [flags]
+Usage: python -m tftransfer.run --dataset=DATA --backbone=NAME --output_dir=DIR [flags]
+       python -m tftransfer.run --dataset=DATA --hub_handle=HANDLE --output_dir=DIR [flags]
        python -m tftransfer.run --flagfile=FILE [--flag=value ...]
 
 Main flags:
   --dataset          TFDS name (with --data_dir) or a folder of class sub-folders
+  --backbone         a catalogued model: efficientnet_lite0 (offline), efficientnetv2_b0,
+                     efficientnetv2_s, mobilenet_v3_large, resnet50_v2, bit_m_r50x1...
   --hub_handle       TF-Hub/Kaggle URL or local SavedModel of a feature-vector model
   --output_dir       where config, logs, metrics.json, report and saved_model/ go
   --time_budget      e.g. 20m: measure, search and train to end within it
-  --image_size       input side; 0: the backbone's native size
+  --image_size       input side; 0: the backbone's native size (224 unless --backbone)
   --fine_tune_depth  top backbone blocks to fine-tune: 0 frozen, -1 all
   --epochs, --batch_size, --learning_rate, --optimizer
   --search           none, random, bayesian or hyperband (auto: random with a budget)
@@ -19,7 +22,7 @@ Main flags:
 Examples:
   python -m tftransfer.assets    # builds the offline Lite0 and Fashion-MNIST once
   python -m tftransfer.run --flagfile=experiments/quickstart.flags
-  python -m tftransfer.run --dataset=/data/flowers --hub_handle=https://tfhub.dev/... \\
+  python -m tftransfer.run --dataset=/data/flowers --backbone=efficientnetv2_b0 \\
       --time_budget=30m --output_dir=runs/flowers
   python -m tftransfer.run --dataset=cifar10 --hub_handle=DIR --image_size=224 \\
       --fine_tune_depth=2 --epochs=5 --output_dir=runs/cifar

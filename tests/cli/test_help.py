@@ -27,7 +27,7 @@ def test_run_help_prints_usage_main_flags_and_examples():
     out = result.stdout
     assert out.startswith("Transfer learning in one command")
     assert "Usage: python -m tftransfer.run --dataset=DATA" in out
-    assert "Main flags:" in out and "--time_budget" in out
+    assert "Main flags:" in out and "--time_budget" in out and "--backbone" in out
     assert "Examples:" in out
     assert "python -m tftransfer.run --flagfile=experiments/quickstart.flags" in out
     assert "--helpfull" in out

@@ -1,11 +1,12 @@
 """Builds the offline default assets: an ImageNet-pretrained EfficientNet-Lite0 in TF-Hub
 format and the prepared Fashion-MNIST, from installed packages (no network). Idempotent.
 
-Usage: python -m tftransfer.assets [--cache_dir=~/.cache/tftransfer]
+Usage: python -m tftransfer.assets [--cache_dir=DIR]
 
 Then: python -m tftransfer.run --flagfile=experiments/quickstart.flags
 """
-# experiments/quickstart.flags points at the default cache folder.
+# experiments/quickstart.flags points at the default cache folder; --backbone=
+# efficientnet_lite0 finds the model in $TFTRANSFER_CACHE_DIR or that folder.
 from absl import flags, logging
 
 from tftransfer import assets
@@ -16,7 +17,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("cache_dir", assets.DEFAULT_CACHE_DIR, "Folder for the offline assets.")
+    flags.DEFINE_string("cache_dir", "", "Folder for the offline assets (default: "
+                                         "$TFTRANSFER_CACHE_DIR, else ~/.cache/tftransfer).")
 
 
 def main(argv) -> None:
