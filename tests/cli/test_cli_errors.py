@@ -35,7 +35,12 @@ BEFORE_TENSORFLOW = [
                         "--output_dir={out}"],
      "error: --dataset: folder not found: {tmp}/no/such/folder"),
     ("no hub handle", ["--dataset=mnist", "--output_dir={out}"],
-     "error: --hub_handle: is required"),
+     "error: --hub_handle: is required (or --backbone=NAME)"),
+    ("unknown backbone", ["--dataset=mnist", "--backbone=resnet51", "--output_dir={out}"],
+     "error: --backbone: unknown backbone 'resnet51'; choose from efficientnet_lite0, "
+     "efficientnetv2_b0, efficientnetv2_b3, efficientnetv2_s, efficientnetv2_s_21k, "
+     "mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, resnet50_v2, bit_m_r50x1, "
+     "or keras:NAME for keras.applications.NAME"),
     ("hub handle that does not exist", ["--dataset=mnist", "--hub_handle={tmp}/no_module",
                                         "--output_dir={out}"],
      "error: --hub_handle: no SavedModel (saved_model.pb) in {tmp}/no_module"),

@@ -250,6 +250,18 @@ def test_an_open_image_size_measures_the_data_s_own_and_resizes_to_native(color_
     assert fixed.own_size is None and fixed.image_size == 16
 
 
+def test_an_open_image_size_resizes_to_the_backbones_native_size(color_folder):
+    from tftransfer.search import inputs as inputs_lib
+
+    bundle = data_lib.load_data(_cfg(color_folder, image_size=0), 0, "", native_size=96)
+    assert bundle.image_size == bundle.native_size == 96
+    images, _ = next(iter(bundle.validation))
+    assert images.shape[1:] == (96, 96, 3)
+    small = data_lib.at_image_size(bundle, _cfg(color_folder, image_size=32), 0, "")
+    assert small.native_size == 96
+    assert inputs_lib.image_sizes(small) == (96, 64)  # the native size, then the data's own
+
+
 def test_another_size_resizes_the_same_examples(color_folder):
     bundle = data_lib.load_data(_cfg(color_folder, image_size=0), 0, "")
     small = data_lib.at_image_size(bundle, _cfg(color_folder, image_size=32), 0, "")

@@ -201,3 +201,26 @@ def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
     assert oracle.effective_deadline() == 1000.0
     run(0.6)                                             # beats it: a second seed will run
     assert oracle.start_beaten() and oracle.effective_deadline() == pytest.approx(950.0)
+
+
+def test_a_trial_line_says_which_trial_its_result_time_budget_and_values():
+    line = tuners.trial_line("3", 10, {"learning_rate": 0.0012345, "dropout": 0.1,
+                                       "optimizer": "adam", "tuner/epochs": 3},
+                             "COMPLETED", 0.81234, 41.4, 150.0, "val_accuracy")
+    assert line == ("Trial 3 of 10: val_accuracy 0.8123 in 41 s, 2.5 min of the search "
+                    "budget left; learning_rate=0.00123, dropout=0.1, optimizer=adam")
+    failed = tuners.trial_line("4", None, {}, "FAILED", None, 2.0, None, "val_accuracy")
+    assert failed == "Trial 4: failed in 2 s; defaults"
+
+
+def test_the_tuner_logs_one_line_as_each_trial_ends(make_tuner, monkeypatch):
+    logged = []
+    monkeypatch.setattr(tuners.logging, "info", lambda fmt, *args: logged.append(fmt % args))
+    tuner = make_tuner("random")
+    trial = tuner.oracle.create_trial(tuner.tuner_id)
+    tuner._trial_clock = 0.0
+    tuner.oracle.update_trial(trial.trial_id, {"val_accuracy": 0.75})
+    trial.status = kt.engine.trial.TrialStatus.COMPLETED  # as KerasTuner's search sets it
+    tuner.on_trial_end(trial)
+    lines = [line for line in logged if line.startswith("Trial ")]
+    assert len(lines) == 1 and lines[0].startswith("Trial 1 of 5: val_accuracy 0.7500 in ")

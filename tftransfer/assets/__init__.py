@@ -1,21 +1,30 @@
 """Offline, real assets: an ImageNet-pretrained EfficientNet-Lite0 in TF-Hub format and
-Fashion-MNIST as a prepared TFDS dataset, built from registry packages (no network)."""
+Fashion-MNIST as a prepared TFDS dataset, built from registry packages (no network).
+
+They live in $TFTRANSFER_CACHE_DIR, else ~/.cache/tftransfer (config/catalogue.py, where
+--backbone=efficientnet_lite0 finds the Lite0 model)."""
 import os
 
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tftransfer")
-LITE0_SUBDIR = os.path.join("hub", "efficientnet_lite0_feature_vector")
-TFDS_SUBDIR = "tensorflow_datasets"
+
+def _root(cache_dir: str | None) -> str:
+    from tftransfer.config import catalogue  # lazily: this package's import stays light
+
+    return os.path.expanduser(cache_dir) if cache_dir else catalogue.cache_dir()
 
 
-def lite0_dir(cache_dir: str = DEFAULT_CACHE_DIR) -> str:
-    return os.path.join(os.path.expanduser(cache_dir), LITE0_SUBDIR)
+def lite0_dir(cache_dir: str | None = None) -> str:
+    from tftransfer.config import catalogue
+
+    return os.path.join(_root(cache_dir), catalogue.LITE0_SUBDIR)
 
 
-def tfds_dir(cache_dir: str = DEFAULT_CACHE_DIR) -> str:
-    return os.path.join(os.path.expanduser(cache_dir), TFDS_SUBDIR)
+def tfds_dir(cache_dir: str | None = None) -> str:
+    from tftransfer.config import catalogue
+
+    return os.path.join(_root(cache_dir), catalogue.TFDS_SUBDIR)
 
 
-def build_all(cache_dir: str = DEFAULT_CACHE_DIR) -> dict[str, str]:
+def build_all(cache_dir: str | None = None) -> dict[str, str]:
     """Builds (or finds) both assets; returns {"hub_handle": ..., "data_dir": ...}."""
     from tftransfer.assets import efficientnet_lite, fashion_mnist
 

@@ -1,8 +1,12 @@
-"""`python -m tftransfer.assets [--cache_dir=DIR]`: builds the offline default assets.
+"""Builds the offline default assets: an ImageNet-pretrained EfficientNet-Lite0 in TF-Hub
+format and the prepared Fashion-MNIST, from installed packages (no network). Idempotent.
 
-Writes the Lite0 feature-vector SavedModel and the prepared Fashion-MNIST into the cache
-folder that experiments/quickstart.flags points at. Idempotent.
+Usage: python -m tftransfer.assets [--cache_dir=DIR]
+
+Then: python -m tftransfer.run --flagfile=experiments/quickstart.flags
 """
+# experiments/quickstart.flags points at the default cache folder; --backbone=
+# efficientnet_lite0 finds the model in $TFTRANSFER_CACHE_DIR or that folder.
 from absl import flags, logging
 
 from tftransfer import assets
@@ -13,11 +17,13 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("cache_dir", assets.DEFAULT_CACHE_DIR, "Folder for the offline assets.")
+    flags.DEFINE_string("cache_dir", "", "Folder for the offline assets (default: "
+                                         "$TFTRANSFER_CACHE_DIR, else ~/.cache/tftransfer).")
 
 
 def main(argv) -> None:
     del argv
+    common.start_tensorflow()
     with common.user_errors():
         try:
             built = assets.build_all(FLAGS.cache_dir)

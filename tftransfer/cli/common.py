@@ -1,5 +1,6 @@
-"""What every command shares: flag parsing with one-line errors, and a UserError (or a
-write the disk refused) turned into one line on stderr and exit status 2."""
+"""What every command shares: flag parsing with one-line errors, a UserError (or a write
+the disk refused) turned into one line on stderr and exit status 2, and TensorFlow started
+without its C++ start-up lines (outputs/console.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +10,9 @@ from typing import Callable, NoReturn, Sequence
 from absl import app, flags
 
 from tftransfer.config.errors import UserError, as_storage_error
+from tftransfer.outputs import console
+
+_quiet_tensorflow = False  # whether start() set TensorFlow's C++ log level
 
 
 def fail(problem) -> NoReturn:
@@ -37,7 +41,16 @@ def user_errors():
         fail(problem)
 
 
+def start_tensorflow() -> None:
+    """Imports TensorFlow, hiding its C++ start-up lines unless the user set
+    TF_CPP_MIN_LOG_LEVEL. A command calls it once its flags are checked."""
+    console.start_tensorflow(_quiet_tensorflow)
+
+
 def start(main: Callable[[list[str]], None], define_flags: Callable[[], None]) -> None:
-    """Defines the command's flags, parses argv and runs `main` under absl."""
+    """Defines the command's flags, parses argv and runs `main` under absl. absl's --help
+    prints the __main__ module's docstring: the command's usage."""
+    global _quiet_tensorflow
+    _quiet_tensorflow = console.quiet_tensorflow_logs()  # before TensorFlow is imported
     define_flags()
     app.run(main, flags_parser=parse_argv)

@@ -82,6 +82,7 @@ def main(argv) -> None:
     with common.user_errors():
         if not FLAGS.dataset:
             raise UserError("--dataset is required")
+        common.start_tensorflow()
         metrics = evaluate_export(FLAGS.model_dir, FLAGS.dataset, FLAGS.data_dir, FLAGS.split,
                                   FLAGS.batch_size)
     text = json.dumps(metrics, indent=2, sort_keys=True)

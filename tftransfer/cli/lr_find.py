@@ -41,6 +41,7 @@ def main(argv) -> None:
         common.fail(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     with common.user_errors():
         cfg = flags_lib.config_from_flags()
+        common.start_tensorflow()
         from tftransfer.cli.run import start_strategy
         from tftransfer.data import pipeline as data_lib
 

@@ -17,6 +17,7 @@ from tftransfer.cli import common
 from tftransfer.config.errors import UserError
 from tftransfer.config.run_config import IMAGE_EXTENSIONS
 from tftransfer.export.layout import resolve_saved_model
+from tftransfer.outputs import console
 
 FLAGS = flags.FLAGS
 
@@ -83,8 +84,10 @@ def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
             results[path] = {"path": path, "predictions": [
                 {"class": labels[i], "probability": p[i]} for i in order]}
 
+    # Many files: a bar on a terminal (it goes to stdout before the results do).
+    progress = console.progress_bar(len(files), "file") if len(files) > batch_size else None
     pending = []
-    for path in files:  # decoded here first, so one bad file is skipped, not the batch
+    for number, path in enumerate(files, 1):  # decoded here first, so one bad file is skipped, not the batch
         try:
             with open(path, "rb") as f:
                 encoded = f.read()
@@ -95,11 +98,12 @@ def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
             results[path] = {"path": path, "error": f"cannot decode image: {one_line(e)}"}
         else:
             pending.append((path, encoded))
-            if len(pending) == batch_size:
+        if len(pending) == batch_size or number == len(files):
+            if pending:
                 classify(pending)
-                pending = []
-    if pending:
-        classify(pending)
+            pending = []
+            if progress is not None:
+                progress.update(number)
     return [results[path] for path in files]
 
 
@@ -127,6 +131,7 @@ def define_flags() -> None:
 def main(argv) -> None:
     with common.user_errors():
         check_model_dir(FLAGS.model_dir)  # before TensorFlow starts, so stderr stays one line
+        common.start_tensorflow()
         results = predict_files(FLAGS.model_dir, find_images(argv[1:]), FLAGS.top_k,
                                 FLAGS.batch_size)
     sys.stdout.write(json.dumps(results, indent=2) + "\n" if FLAGS.format == "json"

@@ -116,9 +116,12 @@ def _load_and_search(cfg, strategy, ledger=None):
     SearchResult or None, the plan or None), or None on a tuner worker."""
     from tftransfer.data import pipeline as data_lib
 
+    from tftransfer.config import run_config as config_lib
+
     data = data_lib.load_data(cfg.data, cfg.seed,
                               os.path.join(cfg.output_dir, run_folder.CACHE),
-                              strategy.num_replicas_in_sync)
+                              strategy.num_replicas_in_sync,
+                              config_lib.native_image_size(cfg.backbone))
     atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
                       "".join(f"{name}\n" for name in data.class_names))
     # --image_size=0 becomes the size the data was resized to; a search may change it.
@@ -299,6 +302,7 @@ def main(argv) -> None:
         common.fail(f"unexpected arguments {argv[1:]}: flags take the form --name=value")
     with common.user_errors():
         cfg = flags_lib.config_from_flags()
+        common.start_tensorflow()
         cluster.export_tuner_flags(cfg.search.tuner_id, cfg.search.oracle_address)
         with cluster.writer_output_dir(cfg) as cfg:  # non-chief workers: a private folder
             lock = folder_lock.hold(cfg.output_dir, cluster.log_file_name()[:-len(".log")])

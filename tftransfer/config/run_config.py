@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any
 
+from tftransfer.config import catalogue
 from tftransfer.config.errors import UserError
 
 DEFAULT_BLOCK_PATTERN = (
@@ -61,8 +62,9 @@ class DataConfig:
     validation_fraction: float = field(0.1, "Held-out fraction when no validation split.")
     test_fraction: float = field(0.1, "Held-out test fraction for unsplit folders.")
     image_size: int = field(
-        0, "Square input resolution fed to the backbone; 0: the backbone's native "
-           f"{NATIVE_IMAGE_SIZE}, and a search also tries sizes from the data's own upwards.")
+        0, "Square input resolution fed to the backbone; 0: the backbone's native size "
+           f"(--backbone's, else {NATIVE_IMAGE_SIZE}), and a search also tries sizes from the "
+           "data's own upwards.")
     batch_size: int = field(32, "Global batch size (split across replicas).")
     augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(
@@ -78,8 +80,13 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
+    backbone: str = field("", "A catalogued feature-vector model by name, which sets "
+                              "--hub_handle and the defaults of --image_size and "
+                              "--block_pattern: " + ", ".join(catalogue.CATALOGUE) +
+                              ". With --hub_handle too, that handle is loaded (e.g. a local "
+                              "copy) with the name's defaults.")
     hub_handle: str = field("", "TF-Hub/Kaggle handle, URL or local SavedModel directory "
-                                "of a feature-vector model.")
+                                "of a feature-vector model (or --backbone).")
     fine_tune_depth: int = field(0, "Top backbone blocks to fine-tune: 0 frozen, -1 all.")
     unfreeze_schedule: tuple[int, ...] = field(
         (), "Gradual unfreezing: fine-tune depths by stage, e.g. 2,6,-1; the fine-tune "
@@ -265,6 +272,14 @@ def from_flat(values: dict[str, Any]) -> RunConfig:
 def to_flat(cfg: RunConfig) -> dict[str, Any]:
     """{flag_name: value} of every field; the inverse of from_flat."""
     return {f.name: getattr(getattr(cfg, s) if s else cfg, f.name) for s, f in leaf_fields()}
+
+
+def native_image_size(backbone: BackboneConfig) -> int:
+    """What --image_size=0 trains at without a search: the catalogued backbone's size."""
+    try:
+        return catalogue.lookup(backbone.backbone or backbone.hub_handle).image_size
+    except ValueError:  # no name: a handle
+        return NATIVE_IMAGE_SIZE
 
 
 def is_tfds_name(dataset: str) -> bool:

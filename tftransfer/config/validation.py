@@ -9,16 +9,18 @@ import os
 import re
 import tempfile
 
-from tftransfer.config import budget as budget_lib, cluster
+from tftransfer.config import budget as budget_lib, catalogue, cluster
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     BUDGET_SEARCH,
     FIND_LEARNING_RATE,
     AUGMENTATIONS,
+    DEFAULT_BLOCK_PATTERN,
     MAX_WARMUP_REQUESTS,
     ONNX_PACKAGES,
     TFLITE_MODES,
     ConfigError,
+    BackboneConfig,
     RunConfig,
     is_tfds_name,
 )
@@ -34,7 +36,36 @@ def _expand(path: str) -> str:
 
 
 def _is_local_handle(handle: str) -> bool:
-    return "://" not in handle  # URLs (tfhub.dev, kaggle.com, gs://) resolve at load time
+    # URLs (tfhub.dev, kaggle.com, gs://) resolve at load time, Keras applications in Keras.
+    return "://" not in handle and catalogue.keras_app(handle) is None
+
+
+def _expand_handle(handle: str) -> str:
+    app = catalogue.keras_app(handle)
+    if app is None:
+        return _expand(handle) if _is_local_handle(handle) else handle
+    name, weights = app
+    return f"{catalogue.KERAS_PREFIX}{name}@{_expand(weights)}" if weights else handle
+
+
+def _resolve_backbone(backbone: BackboneConfig) -> BackboneConfig:
+    """--backbone=NAME: its handle (unless --hub_handle names one: a local copy, say) and
+    its block pattern (unless --block_pattern was changed). Its native size is read where
+    --image_size=0 is resolved (run_config.native_image_size)."""
+    name = backbone.backbone
+    if not name and catalogue.keras_app(backbone.hub_handle) is not None:
+        name = backbone.hub_handle  # --hub_handle=keras:NAME: the same defaults
+    if not name:
+        return backbone
+    try:
+        handle = backbone.hub_handle or catalogue.handle(name)
+        entry = catalogue.lookup(name)
+    except ValueError as e:
+        raise ConfigError("backbone", str(e)) from None
+    pattern = backbone.block_pattern
+    if pattern == DEFAULT_BLOCK_PATTERN:
+        pattern = entry.block_pattern
+    return dataclasses.replace(backbone, hub_handle=handle, block_pattern=pattern)
 
 
 def _check_output_dir(path: str) -> None:
@@ -67,10 +98,16 @@ def _check_data(cfg: RunConfig) -> None:
 
 def _check_backbone(cfg: RunConfig) -> None:
     b = cfg.backbone
-    _require(bool(b.hub_handle), "hub_handle", "is required")
+    _require(bool(b.hub_handle), "hub_handle", "is required (or --backbone=NAME)")
     if _is_local_handle(b.hub_handle):
         _require(os.path.isfile(os.path.join(b.hub_handle, "saved_model.pb")), "hub_handle",
                  f"no SavedModel (saved_model.pb) in {b.hub_handle}")
+    app = catalogue.keras_app(b.hub_handle)
+    if app is not None:
+        _require(app[0].isidentifier(), "hub_handle", f"'{b.hub_handle}': expected "
+                 "keras:NAME or keras:NAME@WEIGHTS_FILE, NAME from keras.applications")
+        _require(not app[1] or os.path.isfile(app[1]), "hub_handle",
+                 f"no weights file {app[1]}")
     _require(b.fine_tune_depth >= -1, "fine_tune_depth", "must be -1 (all), 0 or a block count")
     _check_unfreeze_schedule(cfg)
     try:
@@ -219,9 +256,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not is_tfds_name(data.dataset):
         data = dataclasses.replace(data, dataset=_expand(data.dataset))
     data = dataclasses.replace(data, data_dir=_expand(data.data_dir))
-    backbone = cfg.backbone
-    if _is_local_handle(backbone.hub_handle):
-        backbone = dataclasses.replace(backbone, hub_handle=_expand(backbone.hub_handle))
+    backbone = _resolve_backbone(cfg.backbone)
+    backbone = dataclasses.replace(backbone, hub_handle=_expand_handle(backbone.hub_handle))
     search = _resolve_search(dataclasses.replace(
         cfg.search, search_space=_expand(cfg.search.search_space)))
     cfg = dataclasses.replace(cfg, output_dir=_expand(cfg.output_dir), data=data,

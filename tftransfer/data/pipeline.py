@@ -51,6 +51,7 @@ class DataBundle:
     # --image_size=0 leaves the resolution open; None when the flag fixed it.
     own_size: int | None = None
     sources: dict | None = None                 # split -> Examples, for at_image_size
+    native_size: int = NATIVE_IMAGE_SIZE        # the backbone's: what --image_size=0 took
 
     @property
     def num_classes(self) -> int:
@@ -209,17 +210,18 @@ def own_size(examples: Examples, seed: int) -> int:
     return int(np.median(sides)) if sides else NATIVE_IMAGE_SIZE
 
 
-def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1) -> DataBundle:
+def load_data(cfg: DataConfig, seed: int, cache_dir: str, replicas: int = 1,
+              native_size: int = NATIVE_IMAGE_SIZE) -> DataBundle:
     """Loads, splits, decodes and batches the data described by `cfg`; --image_size=0
-    resizes to NATIVE_IMAGE_SIZE and measures the data's own size."""
+    resizes to the backbone's `native_size` and measures the data's own size."""
     class_names, examples, class_counts, skipped, fingerprint = _load_examples(cfg, seed)
     own = own_size(examples["train"], seed) if cfg.image_size == 0 else None
     if own is not None:
-        cfg = dataclasses.replace(cfg, image_size=NATIVE_IMAGE_SIZE)
+        cfg = dataclasses.replace(cfg, image_size=native_size)
         logging.info("Data %s: images of about %d px; resized to %d px", cfg.dataset, own,
                      cfg.image_size)
     return _bundle(cfg, seed, cache_dir, replicas, class_names, examples, class_counts,
-                   skipped, fingerprint, own)
+                   skipped, fingerprint, own, native_size)
 
 
 def at_image_size(bundle: DataBundle, cfg: DataConfig, seed: int, cache_dir: str,
@@ -229,11 +231,13 @@ def at_image_size(bundle: DataBundle, cfg: DataConfig, seed: int, cache_dir: str
     if cfg.image_size == bundle.image_size:
         return with_train_split(bundle, cfg, seed, replicas)
     return _bundle(cfg, seed, cache_dir, replicas, bundle.class_names, bundle.sources,
-                   bundle.class_counts, bundle.skipped, bundle.fingerprint, bundle.own_size)
+                   bundle.class_counts, bundle.skipped, bundle.fingerprint, bundle.own_size,
+                   bundle.native_size)
 
 
 def _bundle(cfg: DataConfig, seed: int, cache_dir: str, replicas: int, class_names,
-            examples: dict, class_counts, skipped, fingerprint: str, own) -> DataBundle:
+            examples: dict, class_counts, skipped, fingerprint: str, own,
+            native_size: int = NATIVE_IMAGE_SIZE) -> DataBundle:
     sizes = {s: e.size for s, e in examples.items() if e is not None}
     decoded = {s: _cached(_decoded(e, cfg.image_size), s, e.size, cfg, cache_dir)
                for s, e in examples.items() if e is not None}
@@ -250,4 +254,4 @@ def _bundle(cfg: DataConfig, seed: int, cache_dir: str, replicas: int, class_nam
         test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,
         sizes=sizes, class_counts=class_counts, skipped=skipped,
         train_unbatched=decoded["train"], fingerprint=fingerprint,
-        image_size=cfg.image_size, own_size=own, sources=examples)
+        image_size=cfg.image_size, own_size=own, sources=examples, native_size=native_size)

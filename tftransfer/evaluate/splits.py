@@ -10,22 +10,26 @@ from tftransfer.config.errors import DataError
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.evaluate import metrics as classification_metrics, temperature as temperature_fit
 from tftransfer.model import temperature_layer
+from tftransfer.outputs import console
 
 
 def predict_split(classifier: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """(labels [N], probabilities [N, C]) of one inference pass over a batched split.
     Keras's predict, so under a multi-worker strategy every worker gets every example."""
     labels = np.concatenate([y for _, y in dataset.as_numpy_iterator()])
-    return labels, classifier.predict(dataset, verbose=0)
+    return labels, classifier.predict(dataset, verbose=console.progress_verbose())
 
 
 def predict_batches(predict, batches) -> tuple[np.ndarray, np.ndarray]:
     """(labels [N], probabilities [N, C]) of `predict` (inputs as numpy -> probabilities)
     over batches of (inputs, labels): an export's signature or a compressed model."""
     labels, probabilities = [], []
+    cardinality = int(batches.cardinality())
+    progress = console.progress_bar(cardinality if cardinality >= 0 else None, "batch")
     for inputs, batch_labels in batches.as_numpy_iterator():
         probabilities.append(predict(inputs))
         labels.append(batch_labels)
+        progress.add(1)
     return np.concatenate(labels), np.concatenate(probabilities)
 
 

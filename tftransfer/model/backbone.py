@@ -14,13 +14,19 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from absl import logging
 
+from tftransfer.config import catalogue
 from tftransfer.config.errors import BackboneError, first_line
 from tftransfer.config.run_config import DEFAULT_BLOCK_PATTERN
-from tftransfer.model import blocks as blocks_lib
+from tftransfer.model import blocks as blocks_lib, keras_apps
 
 
 def load_module(handle: str):
-    """hub.load with one-line errors (URL, Kaggle URL, TFHUB_CACHE_DIR or local folder)."""
+    """hub.load with one-line errors (URL, Kaggle URL, TFHUB_CACHE_DIR or local folder), or
+    a Keras application for keras:NAME[@WEIGHTS_FILE] (keras_apps.py)."""
+    app = catalogue.keras_app(handle)
+    if app is not None:
+        name, weights = app
+        return keras_apps.KerasAppModule(name, weights or "imagenet")
     try:
         module = hub.load(handle)
     except Exception as e:  # hub/TF raise many types for bad handles, downloads, formats
@@ -57,7 +63,9 @@ class HubBackbone(keras.layers.Layer):
         self.handle, self.block_pattern, self.bn_inference = handle, block_pattern, bn_inference
         self.module = module if module is not None else load_module(handle)
         module_trainable = {id(v) for v in self.module.trainable_variables}
-        self.variable_names = [v.name for v in self.module.variables]
+        # A Keras application's tf.Variables are named by their layer's path, not their own.
+        self.variable_names = getattr(self.module, "variable_paths", None) or [
+            v.name for v in self.module.variables]
         self._can_train = [id(v) in module_trainable for v in self.module.variables]
         self.adopted = [keras.Variable(v, name=_keras_name(v.name), trainable=False)
                         for v in self.module.variables]

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tftransfer.outputs import folder_lock
+from tftransfer.outputs import console, folder_lock
 
 
 def cache_key(**parts) -> str:
@@ -29,7 +29,7 @@ def _extract(backbone: keras.layers.Layer, images: tf.data.Dataset, image_size: 
     inputs = keras.Input((image_size, image_size, 3))
     extractor = keras.Model(inputs, backbone(inputs, training=False))
     features, labels = [], []
-    progress = keras.utils.Progbar(None, unit_name="batch")
+    progress = console.progress_bar(None, unit_name="batch")
     for batch_images, batch_labels in images:
         features.append(extractor(batch_images, training=False).numpy())
         labels.append(batch_labels.numpy())

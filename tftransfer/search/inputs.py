@@ -22,7 +22,7 @@ def image_sizes(data: data_lib.DataBundle) -> tuple[int, ...]:
     """The resolutions to search: from the data's own size when --image_size left it open."""
     if data.own_size is None:
         return ()
-    return search_space.resolutions(data.own_size)
+    return search_space.resolutions(data.own_size, data.native_size)
 
 
 @dataclasses.dataclass

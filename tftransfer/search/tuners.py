@@ -160,7 +160,48 @@ class _AnnouncedTrials:
         self.hypermodel.begin_trial()
 
 
-class TransferTuner(_TimedTrials, _AnnouncedTrials, _AtomicStateFiles,
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def trial_line(number: str, total: int | None, values: dict, status: str,
+               score: float | None, seconds: float, budget_left: float | None,
+               objective: str) -> str:
+    """One line on a finished trial: which of how many, its result, its time, the search
+    budget left, and its values (KerasTuner's own tables show only on a terminal)."""
+    of = f" of {total}" if total else ""
+    result = f"{objective} {score:.4f}" if score is not None else status.lower()
+    left = "" if budget_left is None else f", {max(budget_left, 0) / 60:.1f} min of the " \
+                                          "search budget left"
+    shown = ", ".join(f"{name}={_short(v)}" for name, v in values.items()
+                      if not name.startswith("tuner/"))
+    return f"Trial {number}{of}: {result} in {seconds:.0f} s{left}; {shown or 'defaults'}"
+
+
+class _SummarisedTrials:
+    """Tuner mixin: logs trial_line() as each trial ends. `total_trials` (None: Hyperband's
+    count is open) and `deadline` (time.time(), or None) come from make_tuner."""
+
+    total_trials: int | None = None
+    deadline: float | None = None
+    _trial_clock: float = 0.0
+
+    def on_trial_begin(self, trial):
+        self._trial_clock = time.perf_counter()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        ended = self.oracle.get_trial(trial.trial_id)  # a distributed search's chief's copy
+        number = str(int(trial.trial_id) + 1) if trial.trial_id.isdigit() else trial.trial_id
+        logging.info("%s", trial_line(
+            number, self.total_trials, ended.hyperparameters.values, str(ended.status),
+            ended.score, time.perf_counter() - self._trial_clock,
+            None if self.deadline is None else self.deadline - time.time(),
+            self.oracle.objective.name))
+
+
+class TransferTuner(_SummarisedTrials, _TimedTrials, _AnnouncedTrials, _AtomicStateFiles,
                     private_api.TunerStateFile, kt.Tuner):
     """The search's tuner: KerasTuner's Tuner over the oracle it is given."""
 
@@ -206,9 +247,12 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
     distributed = strategy is not tf.distribute.get_strategy()  # called outside any scope
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
-    return tuner_class(
+    tuner = tuner_class(
         make_oracle(cfg, objective, deadline, trial_seconds, secured_seconds), hypermodel,
         directory=cfg.output_dir,
         project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,
         distribution_strategy=strategy if distributed else None)
+    tuner.total_trials = None if cfg.search.search == "hyperband" else cfg.search.max_trials
+    tuner.deadline = deadline
+    return tuner

@@ -22,7 +22,7 @@ from tftransfer.model import (
     classifier as model_lib,
     compile as compile_lib,
 )
-from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.outputs import console, files as atomic, run_folder
 from tftransfer.search import (
     feature_cache as features_lib,
     hyperrule,
@@ -252,8 +252,9 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
-            os.path.join(cfg.output_dir, run_folder.SEARCH_TENSORBOARD))], verbose=2,
-            **fit_kwargs)
+            os.path.join(cfg.output_dir, run_folder.SEARCH_TENSORBOARD))],
+            # KerasTuner's trial tables on a terminal; a log gets trial_line()s.
+            verbose=console.progress_verbose(), **fit_kwargs)
     except RuntimeError as e:
         lines = str(e).strip().splitlines() or ["?"]
         raise UserError(f"search stopped: {lines[0]} Last failure: {lines[-1]}") from None

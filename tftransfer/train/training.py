@@ -27,7 +27,7 @@ from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
 from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
-from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.outputs import console, files as atomic, run_folder
 from tftransfer.train import class_weights
 
 
@@ -163,7 +163,8 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
         # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
         history = classifier.fit(train_data, validation_data=validation_data,
                                  initial_epoch=start, epochs=start if finished else phase_end,
-                                 shuffle=False, verbose=2, callbacks=phase_callbacks,
+                                 shuffle=False, verbose=console.fit_verbose(),
+                                 callbacks=phase_callbacks,
                                  class_weight=class_weight)
         seconds = time.perf_counter() - clock
         _raise_if_diverged(history.history, name, peak_lr)
