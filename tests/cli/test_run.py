@@ -223,3 +223,15 @@ def test_evaluate_cli_errors_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --model_dir: {tmp_path} is not a SavedModel folder, nor a folder of numbered "
         "SavedModel versions")
+
+
+def test_compare_scratch_adds_a_scratch_row_and_accuracy_against_time(tmp_path, tiny_hub_dir,
+                                                                     color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir,
+                      fine_tune_depth=1, epochs=2, head_epochs=1, compare_scratch=True)
+    metrics = run_lib.run(cfg).metrics
+    assert [row["model"] for row in metrics["comparison"]] == ["single", "from scratch"]
+    assert metrics["scratch"]["training"]["phases"][0]["fine_tune_depth"] == -1
+    report = open(tmp_path / "report.md", encoding="utf-8").read()
+    assert "| from scratch |" in report
+    assert "](report_files/transfer_gain.png)" in report

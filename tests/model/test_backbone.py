@@ -169,3 +169,19 @@ def test_trains_under_mirrored_strategy_with_two_replicas(tiny_hub_dir):
     assert "blocks_2/conv/kernel:0" in _changed(before, backbone)
     replicas = backbone.module.variables[-1].values
     np.testing.assert_array_equal(replicas[0].numpy(), replicas[1].numpy())
+
+
+def test_reinitialize_draws_he_normal_kernels_and_identity_normalisation(tiny_hub_dir):
+    backbone = HubBackbone(tiny_hub_dir, r"blocks_(\d+)")
+    images = tf.random.stateless_uniform([2, 24, 24, 3], [1, 2])
+    pretrained = backbone(images).numpy()
+    backbone.reinitialize(seed=3)
+    values = dict(zip(backbone.variable_names, backbone.adopted))
+    kernel = values["blocks_1/conv/kernel:0"].numpy()  # fan-in 3 x 3 x 8
+    assert abs(kernel.std() / np.sqrt(2 / 72) - 1) < 0.15
+    assert np.all(values["blocks_1/bn/gamma:0"].numpy() == 1)
+    assert np.all(values["blocks_1/bn/moving_mean:0"].numpy() == 0)
+    assert not np.allclose(backbone(images).numpy(), pretrained)
+    again = HubBackbone(tiny_hub_dir, r"blocks_(\d+)")
+    again.reinitialize(seed=3)
+    assert np.array_equal(again.adopted[1].numpy(), values["blocks_0/conv/kernel:0"].numpy())

@@ -67,3 +67,28 @@ def test_report_blocks_render_the_comparison_tables_and_curves(metrics, tmp_path
 def test_a_single_model_without_robustness_has_no_blocks():
     assert comparison.report_blocks({"test": {"accuracy": 0.9}}, {}) == []
     assert comparison.report_figures({"test": {"accuracy": 0.9}}) == {}
+
+
+def _phase(seconds, epoch_seconds, val_accuracy):
+    return {"seconds": seconds, "epoch_seconds": epoch_seconds,
+            "history": {"val_accuracy": val_accuracy}}
+
+
+def test_accuracy_over_time_runs_on_across_phases():
+    phases = [_phase(10.0, [4.0, 9.5], [0.5, 0.6]), _phase(20.0, [8.0, 19.0], [0.7, 0.8])]
+    assert comparison.accuracy_over_time(phases) == ([4.0, 9.5, 18.0, 29.0],
+                                                     [0.5, 0.6, 0.7, 0.8])
+
+
+def test_a_model_from_scratch_is_a_row_and_a_figure_against_time():
+    pretrained = {"phases": [_phase(10.0, [5.0, 10.0], [0.8, 0.9])]}
+    scratch = {"test": {"accuracy": 0.4},
+               "training": {"phases": [_phase(30.0, [15.0, 30.0], [0.3, 0.4])]}}
+    metrics = {"test": {"accuracy": 0.9}, "training": pretrained, "scratch": scratch}
+    table = comparison.rows(metrics)
+    assert [(r["model"], r["clean_accuracy"], r["training_seconds"]) for r in table] == [
+        ("single", 0.9, 10.0), ("from scratch", 0.4, 30.0)]
+    figures = comparison.report_figures(metrics)
+    assert set(figures) == {"transfer_gain"} and figures["transfer_gain"][:4] == b"\x89PNG"
+    blocks = comparison.report_blocks(metrics, {"transfer_gain": "report_files/t.png"})
+    assert any(isinstance(b, Figure) and b.path == "report_files/t.png" for b in blocks)

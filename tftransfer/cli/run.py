@@ -207,8 +207,9 @@ def _compress(cfg, classifier, data, export_dir: str) -> None:
 
 
 def _variants(cfg, classifier, data, metrics: dict, found, strategy) -> dict:
-    """metrics.json's blocks for the robustness of the main model, the ensemble and the
-    adversarially fine-tuned copy, and their side-by-side `comparison` with `metrics`."""
+    """metrics.json's blocks for the robustness of the main model, the ensemble, the
+    adversarially fine-tuned copy and the model from scratch, and their side-by-side
+    `comparison` with `metrics`."""
     from tftransfer.evaluate import robustness
     from tftransfer.report import comparison
     from tftransfer.variants import evaluation as variants
@@ -221,6 +222,8 @@ def _variants(cfg, classifier, data, metrics: dict, found, strategy) -> dict:
                                                        data, cfg, strategy)
     if cfg.adversarial.adversarial != "none":
         blocks["adversarial"] = variants.adversarial_variant(classifier, data, cfg)
+    if cfg.train.compare_scratch:
+        blocks["scratch"] = variants.scratch_variant(data, cfg, strategy, metrics["training"])
     return {**blocks, "comparison": comparison.rows({**metrics, **blocks})}
 
 

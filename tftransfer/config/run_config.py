@@ -126,6 +126,11 @@ class TrainConfig:
                              "export see.")
     ema_momentum: float = field(0.0, "The average's momentum; 0: one that averages over "
                                      "about the last 10 % of each phase's steps.")
+    compare_scratch: bool = field(
+        False, "After the run, also train its architecture from random initialisation "
+               "(every block, BatchNorm adapting) for the same epochs, or within the final "
+               "training's wall time under --time_budget: the `scratch` row of the "
+               "comparison, and accuracy against wall time for both in the report.")
     class_weight: str = field("none", "Loss weight per class: none, or balanced (each "
                                       "class's examples weigh n / (classes x its count)).",
                               choices=CLASS_WEIGHTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 from absl import logging
@@ -45,6 +46,21 @@ def _saved_input_shapes(module) -> str:
         if images and isinstance(images[0], tf.TensorSpec):
             shapes.append(str(tuple(images[0].shape)))
     return " or ".join(sorted(set(shapes)))
+
+
+def fresh_value(name: str, shape: tuple[int, ...], rng) -> np.ndarray:
+    """A variable's value at random initialisation, from its name and shape: normalisation
+    as the identity (scale and variance 1, shift and mean 0), biases 0, and kernels He-normal
+    over their fan-in (a depthwise kernel's is its window)."""
+    leaf = name.removesuffix(":0").rsplit("/", 1)[-1].lower()
+    if leaf in ("gamma", "moving_variance", "scale", "variance"):
+        return np.ones(shape, np.float32)
+    if len(shape) < 2 or leaf in ("beta", "moving_mean", "bias", "biases", "mean", "offset"):
+        return np.zeros(shape, np.float32)
+    fan_in = int(np.prod(shape[:-1]))
+    if "depthwise" in name.lower() and len(shape) == 4:
+        fan_in = shape[0] * shape[1]
+    return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), shape).astype(np.float32)
 
 
 def _keras_name(tf_name: str) -> str:
@@ -87,6 +103,12 @@ class HubBackbone(keras.layers.Layer):
         for i, variable in enumerate(self.adopted):
             variable.trainable = i in chosen and self._can_train[i]
         self.fine_tune_depth = depth
+
+    def reinitialize(self, seed: int) -> None:
+        """Random weights in place of the pretrained ones (--compare_scratch)."""
+        rng = np.random.default_rng(seed)
+        for name, variable in zip(self.variable_names, self.adopted):
+            variable.assign(fresh_value(name, tuple(variable.shape), rng))
 
     def rate_factors(self, decay: float) -> dict[int, float]:
         """{id of a Keras variable: its learning-rate factor} for --layer_lr_decay: the top

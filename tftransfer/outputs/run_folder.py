@@ -35,6 +35,7 @@ FEATURES = "features"                  # the search's cached backbone features
 SEARCH = "search"                      # KerasTuner's project folder
 ENSEMBLE = "ensemble"
 ADVERSARIAL = "adversarial"
+SCRATCH = "scratch"                    # --compare_scratch: the same model from random weights
 # Not a run's: a local backbone folder's description (name, source, licence), written by
 # tftransfer.assets beside its saved_model.pb and read into the model card.
 BACKBONE_PROVENANCE = "provenance.json"

@@ -57,6 +57,19 @@ def learning_rate_range(rates: Sequence[float], losses: Sequence[float],
     return _png(figure)
 
 
+def accuracy_over_time(curves: dict[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
+    """Validation accuracy against training wall time, a line per model:
+    {label: (seconds, accuracy)}."""
+    figure, axes = plt.subplots(figsize=(6, 3.6))
+    for label, (seconds, accuracy) in curves.items():
+        axes.plot(seconds, accuracy, "-o", markersize=3, label=label)
+    axes.set_xlabel("training time (s)")
+    axes.set_ylabel("validation accuracy")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _png(figure)
+
+
 def confusion_matrix(confusion, class_names: Sequence[str]) -> bytes:
     """Row-normalised confusion matrix (rows: true class) with the counts written in."""
     counts = np.asarray(confusion)

@@ -24,6 +24,7 @@ FIGURE_TAGS = {"confusion_matrix": "evaluation/confusion_matrix",
                "augmented_samples": "data/augmented_training_samples",
                "learning_curves": "training/learning_curves",
                "robustness_curves": "evaluation/robustness_curves",
+               "transfer_gain": "evaluation/accuracy_over_training_time",
                "learning_rate_range": "training/learning_rate_range",
                "roc_curves": "evaluation/roc_curves",
                "reliability_diagram": "evaluation/reliability_diagram"}

@@ -40,6 +40,7 @@ class PhaseResult:
     history: dict[str, list[float]]
     ema_momentum: float | None = None   # the weights' average's, with --ema
     fine_tune_depth: int = 0            # the backbone's top blocks this phase trained
+    epoch_seconds: list[float] = dataclasses.field(default_factory=list)  # at each end
 
 
 @dataclasses.dataclass
@@ -159,6 +160,9 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
         phase_callbacks, finished = _with_backup(
             classifier, [*_ema_callbacks(cfg), *callbacks], backup_dir, name)
         clock = time.perf_counter()
+        epoch_ends = []
+        phase_callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda *_: epoch_ends.append(round(time.perf_counter() - clock, 2))))
         # A finished phase (perhaps stopped early) only restores its final state: 0 epochs.
         # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
         history = classifier.fit(train_data, validation_data=validation_data,
@@ -181,7 +185,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
         result = PhaseResult(name, ran, seconds, ran * train_size / max(seconds, 1e-9),
                              {k: [float(v) for v in vs] for k, vs in history.history.items()},
                              classifier.optimizer.ema_momentum if cfg.train.ema else None,
-                             depth)
+                             depth, epoch_ends)
         results.append(result)
         if backup_dir is not None:
             atomic.write_json(os.path.join(backup_dir, f"{name}.finished.json"),

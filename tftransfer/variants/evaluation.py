@@ -1,4 +1,5 @@
-"""The run's model variants (the top-K ensemble, the adversarially fine-tuned copy),
+"""The run's model variants (the top-K ensemble, the adversarially fine-tuned copy, the
+same model trained from scratch),
 evaluated and exported like the main model.
 
 Each variant's metrics.json block holds what the main model's top level holds (validation
@@ -17,7 +18,7 @@ from tftransfer.data.pipeline import DataBundle
 from tftransfer.evaluate import robustness, splits as evaluate
 from tftransfer.export import measure, saved_model as export
 from tftransfer.outputs import run_folder
-from tftransfer.variants import adversarial, ensemble
+from tftransfer.variants import adversarial, ensemble, scratch
 
 
 def evaluate_variant(model: keras.Model, data: DataBundle, cfg: RunConfig, base_dir: str,
@@ -56,3 +57,18 @@ def ensemble_variant(classifier: keras.Model, search_result, data: DataBundle,
              "member_source": cfg.ensemble.ensemble_members}
     export_base = os.path.join(cfg.output_dir, ensemble.FOLDER, run_folder.SAVED_MODEL)
     return {**block, **evaluate_variant(built.model, data, cfg, export_base, built.hub_modules)}
+
+
+def scratch_variant(data: DataBundle, cfg: RunConfig, strategy, training: dict) -> dict:
+    """The `scratch` block: the run's model trained from random weights (--compare_scratch)
+    for the final `training`'s epochs, or its wall time under a budget, and evaluated."""
+    made = scratch.train_from_scratch(data, cfg, strategy,
+                                      scratch.training_seconds(training["phases"]))
+    block = {"epochs_allowed": made.cfg.train.epochs,
+             "seconds_allowed": (scratch.training_seconds(training["phases"])
+                                 if cfg.search.time_budget else None),
+             "training": {"phases": [vars(p) for p in made.training.phases],
+                          "best_validation_accuracy": made.training.best_validation_accuracy}}
+    return {**block, **evaluate_variant(
+        made.classifier, data, cfg, os.path.join(made.cfg.output_dir, run_folder.SAVED_MODEL),
+        made.classifier.backbone.module)}
