@@ -170,3 +170,24 @@ def test_the_keras_pattern_finds_each_applications_blocks(app):
     names, blocks = KERAS_LAYERS[app]
     found = blocks_lib.group_blocks(names, catalogue.KERAS_BLOCKS)
     assert [b.name for b in found] == blocks
+
+
+@pytest.mark.parametrize("path, block", [
+    ("stack1_block0_1_conv/kernel", "stack1_block0"),               # ResNet
+    ("block_3_1_expand_conv/kernel", "block_3_1"),                   # MobileNet
+    ("block4a_expand_conv/kernel", "block4a"),                       # EfficientNet
+    ("block3_conv2/kernel", "block3"),                               # VGG
+    ("transformer_block_5/attention/query/kernel", "transformer_block_5"),  # ViT, DeiT
+    ("stage_2_block_1_conv/kernel", "stage_2_block_1"),              # CSPNet
+    ("encoder/layers_7/mlp/dense/kernel", "layers_7"),               # DINOv2
+    ("conv1_conv/kernel", None),                                     # the stem
+])
+def test_keras_hub_block_names(path, block):
+    found = re.search(catalogue.KERAS_HUB_BLOCKS, path)
+    assert (found.group(1) if found else None) == block
+
+
+def test_a_keras_hub_preset_is_looked_up_by_its_handle():
+    entry = catalogue.lookup("keras_hub:resnet_50_imagenet")
+    assert (entry.handle, entry.image_size, entry.block_pattern) == (
+        "keras_hub:resnet_50_imagenet", 224, catalogue.KERAS_HUB_BLOCKS)

@@ -11,6 +11,7 @@ Nor are tfhub.dev's EfficientNet B0-B7, whose block names could not be checked o
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Mapping
 
@@ -30,6 +31,12 @@ RESNET_BLOCKS = r"(?:^|/)(block\d+/unit_?\d+)(?:/|$)"         # resnet_v2_50/blo
 KERAS_BLOCKS = (r"^(?:convnext_\w+?_)?(block\d+[a-z]|block_\d+|expanded_conv(?:_\d+)?"
                 r"|conv\d+_block\d+|stage_\d+_block_\d+)_")
 KERAS_PREFIX = "keras:"
+# KerasHub image backbones (keras_hub:PRESET): ResNet's stack1_block0, MobileNet's
+# block_3_1, EfficientNet's block4a, VGG's and Xception's block3, ViT's and DeiT's
+# transformer_block_5, CSPNet's stage_2_block_1, DINOv2's layers_7.
+KERAS_HUB_BLOCKS = (r"(?:^|/)(stack\d+_block\d+|stage_\d+_block_\d+|transformer_block_\d+"
+                    r"|layers_\d+|block\d+[a-z]|block_?\d+(?:_\d+)?)(?:_|/)")
+KERAS_HUB_PREFIX = "keras_hub:"
 # Their native sizes, where not 224.
 KERAS_SIZES = {"EfficientNetB1": 240, "EfficientNetB2": 260, "EfficientNetB3": 300,
                "EfficientNetB4": 380, "EfficientNetB5": 456, "EfficientNetB6": 528,
@@ -90,15 +97,34 @@ def keras_app(handle: str) -> tuple[str, str] | None:
     return name, weights
 
 
+def keras_hub_preset(handle: str) -> str | None:
+    """`keras_hub:PRESET` -> PRESET (a preset name or a local preset folder); else None."""
+    return handle[len(KERAS_HUB_PREFIX):] if handle.startswith(KERAS_HUB_PREFIX) else None
+
+
+def preset_image_size(preset: str) -> int:
+    """A local preset's native resolution, from its image converter's config; else 224
+    (a named preset's is known only once downloaded)."""
+    try:
+        with open(os.path.join(preset, "image_converter.json"), encoding="utf-8") as f:
+            size = json.load(f)["config"]["image_size"]
+        return int(size[0]) if size else 224
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return 224
+
+
 def lookup(name: str) -> Backbone:
     """The entry of `name` (or of keras:NAME[@WEIGHTS_FILE], a Keras application with
     ImageNet weights, or those in the file); ValueError naming every entry if none."""
     app = keras_app(name)
     if app is not None and app[0].isidentifier():
         return Backbone(name, KERAS_SIZES.get(app[0], 224), KERAS_BLOCKS)
+    preset = keras_hub_preset(name)
+    if preset:
+        return Backbone(name, preset_image_size(preset), KERAS_HUB_BLOCKS)
     if name not in CATALOGUE:
         raise ValueError(f"unknown backbone '{name}'; choose from {', '.join(CATALOGUE)}, "
-                         "or keras:NAME for keras.applications.NAME")
+                         "or keras:NAME for keras.applications.NAME, or keras_hub:PRESET")
     return CATALOGUE[name]
 
 

@@ -35,12 +35,20 @@ def _expand(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
+def _is_keras_model(handle: str) -> bool:
+    return (catalogue.keras_app(handle) is not None
+            or catalogue.keras_hub_preset(handle) is not None)
+
+
 def _is_local_handle(handle: str) -> bool:
-    # URLs (tfhub.dev, kaggle.com, gs://) resolve at load time, Keras applications in Keras.
-    return "://" not in handle and catalogue.keras_app(handle) is None
+    # URLs (tfhub.dev, kaggle.com, gs://) resolve at load time, Keras models in Keras.
+    return "://" not in handle and not _is_keras_model(handle)
 
 
 def _expand_handle(handle: str) -> str:
+    preset = catalogue.keras_hub_preset(handle)
+    if preset and os.path.isdir(_expand(preset)):  # a local preset folder, not a name
+        return catalogue.KERAS_HUB_PREFIX + _expand(preset)
     app = catalogue.keras_app(handle)
     if app is None:
         return _expand(handle) if _is_local_handle(handle) else handle
@@ -53,7 +61,7 @@ def _resolve_backbone(backbone: BackboneConfig) -> BackboneConfig:
     its block pattern (unless --block_pattern was changed). Its native size is read where
     --image_size=0 is resolved (run_config.native_image_size)."""
     name = backbone.backbone
-    if not name and catalogue.keras_app(backbone.hub_handle) is not None:
+    if not name and _is_keras_model(backbone.hub_handle):
         name = backbone.hub_handle  # --hub_handle=keras:NAME: the same defaults
     if not name:
         return backbone
@@ -108,6 +116,11 @@ def _check_backbone(cfg: RunConfig) -> None:
                  "keras:NAME or keras:NAME@WEIGHTS_FILE, NAME from keras.applications")
         _require(not app[1] or os.path.isfile(app[1]), "hub_handle",
                  f"no weights file {app[1]}")
+    preset = catalogue.keras_hub_preset(b.hub_handle)
+    _require(preset != "", "hub_handle", "keras_hub: needs a preset name or folder")
+    if preset and os.sep in preset:
+        _require(os.path.isfile(os.path.join(preset, "config.json")), "hub_handle",
+                 f"no KerasHub preset (config.json) in {preset}")
     _require(b.fine_tune_depth >= -1, "fine_tune_depth", "must be -1 (all), 0 or a block count")
     _check_unfreeze_schedule(cfg)
     try:

@@ -23,11 +23,15 @@ from tftransfer.model import blocks as blocks_lib, keras_apps
 
 def load_module(handle: str):
     """hub.load with one-line errors (URL, Kaggle URL, TFHUB_CACHE_DIR or local folder), or
-    a Keras application for keras:NAME[@WEIGHTS_FILE] (keras_apps.py)."""
+    a Keras application for keras:NAME[@WEIGHTS_FILE] or a KerasHub backbone for
+    keras_hub:PRESET (keras_apps.py)."""
     app = catalogue.keras_app(handle)
     if app is not None:
         name, weights = app
         return keras_apps.KerasAppModule(name, weights or "imagenet")
+    preset = catalogue.keras_hub_preset(handle)
+    if preset is not None:
+        return keras_apps.KerasHubModule(preset)
     try:
         module = hub.load(handle)
     except Exception as e:  # hub/TF raise many types for bad handles, downloads, formats
