@@ -68,7 +68,7 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert "| 1 | 01 | COMPLETED | 0.9 | 5 | dropout=0.3 |" in text
     assert f"| test | {metrics['test']['accuracy']:.4g} | – | " \
            f"{metrics['test']['balanced_accuracy']:.4g} |" in text
-    assert "| head | 1 | 3 | 66 | 0.99 |" in text           # the weights' average (--ema)
+    assert "| head | none (frozen) | 1 | 3 | 66 | 0.99 |" in text  # the weights' average (--ema)
     assert "Do no harm: trained trial 01, the best." in text
     assert "margin +0.045 against noise 0.01." in text
     assert "9 trials planned, 2 epochs each on 50% of the training split" in text
