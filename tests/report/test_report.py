@@ -1,12 +1,15 @@
 """The report from a finished run's files (synthetic here; test_summaries covers a real run)."""
 import json
+import re
 import subprocess
 import sys
 
+import headless_chromium
 import numpy as np
 import pytest
 import test_compression_table
 from conftest import make_config
+from PIL import Image
 
 from tftransfer.evaluate import metrics as classification_metrics
 from tftransfer.outputs import files
@@ -65,7 +68,7 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert "| 1 | 01 | COMPLETED | 0.9 | 5 | dropout=0.3 |" in text
     assert f"| test | {metrics['test']['accuracy']:.4g} | – | " \
            f"{metrics['test']['balanced_accuracy']:.4g} |" in text
-    assert "| head | none (frozen) | 1 | 3 | 66 | 0.99 |" in text           # the weights' average (--ema)
+    assert "| head | none (frozen) | 1 | 3 | 66 | 0.99 |" in text  # the weights' average (--ema)
     assert "Do no harm: trained trial 01, the best." in text
     assert "margin +0.045 against noise 0.01." in text
     assert "9 trials planned, 2 epochs each on 50% of the training split" in text
@@ -74,6 +77,38 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
     assert "| training, phase head | throughput (images/s) | 66 |" in text
     assert text.count("](report_files/") == 3
     assert open(html_path, encoding="utf-8").read().count("base64,") == 3
+
+
+def _markdown_tables_and_figures(text: str) -> tuple[list, list]:
+    """The header cells of each table of report.md, and its figures' paths, in order."""
+    lines = text.splitlines()
+    headers = [line.strip("| ").split(" | ") for line, below in zip(lines, lines[1:])
+               if below.startswith("|---")]
+    return headers, re.findall(r"^!\[.*\]\((.*)\)$", text, re.M)
+
+
+@pytest.mark.e2e
+def test_report_html_opens_in_chromium_with_every_image_and_table(finished_run):
+    folder, metrics = finished_run
+    figures = report.run_figures(metrics, NAMES, np.zeros((4, 8, 8, 3)), [0, 1, 2, 0])
+    markdown_path, html_path = report.write_report(str(folder), figures)
+    page = headless_chromium.render(html_path)
+    broken = [image["alt"] for image in page["images"]
+              if not image["complete"] or image["width"] == 0]
+    assert not broken, f"images that did not load in Chromium: {broken}"
+    headers, figure_paths = _markdown_tables_and_figures(
+        open(markdown_path, encoding="utf-8").read())
+    pngs = [Image.open(folder / path).convert("RGBA") for path in figure_paths]
+    assert [(image["width"], image["height"]) for image in page["images"]] == \
+        [png.size for png in pngs]
+    for image, png, path in zip(page["images"], pngs, figure_paths):  # drawn whole
+        expected_rgba = np.asarray(png).mean(axis=(0, 1)).tolist()
+        assert image["rgba"] == pytest.approx(expected_rgba, abs=1), \
+            f"{image['alt']}: Chromium drew another picture than {path}"
+    assert len(pngs) == 3
+    assert page["tables"] == headers
+    assert ["flag", "value", "default"] in headers and ["stage", "estimated (s)",
+                                                        "actual (s)"] in headers
 
 
 @pytest.mark.e2e
