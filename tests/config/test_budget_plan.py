@@ -69,6 +69,12 @@ def test_final_epochs_fill_the_time_left_within_thrice_the_configured_epochs():
     assert plan_lib.final_epochs(1.0, TIMES, WORK, -1, 5) == 1
 
 
+def test_without_a_search_the_final_training_may_take_ten_times_the_epochs():
+    assert plan_lib.final_epochs(1e6, TIMES, WORK, -1, 5, searched=False) == 50
+    epoch = budget_lib.epoch_seconds(TIMES, WORK, -1)
+    assert plan_lib.final_epochs(5 + 20.5 * epoch, TIMES, WORK, -1, 5, searched=False) == 20
+
+
 def test_step_times_and_plans_survive_a_round_trip_through_json():
     import json
     saved = json.loads(json.dumps(budget_lib.times_to_dict(TIMES)))
