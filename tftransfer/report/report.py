@@ -218,12 +218,15 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     class_names = metrics.get("class_names", [])
     figure = lambda name, caption: ([Figure(figure_paths[name], caption)]  # noqa: E731
                                     if name in figure_paths else [])
-    test_accuracy = metrics.get("test", metrics.get("validation", {})).get("accuracy")
+    scored = metrics.get("multi_label", metrics)
+    score_name = "mAP" if "multi_label" in metrics else "accuracy"
+    test_accuracy = scored.get("test", scored.get("validation", {})).get(
+        "mean_average_precision" if "multi_label" in metrics else "accuracy")
     blocks = [Heading("tftransfer run report", 1),
               Paragraph(f"Dataset {saved_config['data']['dataset']}, backbone "
-                        f"{saved_config['backbone']['hub_handle']}; accuracy "
+                        f"{saved_config['backbone']['hub_handle']}; {score_name} "
                         f"{test_accuracy if test_accuracy is None else f'{test_accuracy:.4f}'}"
-                        f" on the {'test' if 'test' in metrics else 'validation'} split."),
+                        f" on the {'test' if 'test' in scored else 'validation'} split."),
               Heading("Configuration"),
               Table(["flag", "value", "default"], _changed_flags(saved_config))]
     if saved_config.get("chosen_hyperparameters"):
