@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 
-from tftransfer.config import budget as budget_lib, catalogue, cluster, multi_label
+from tftransfer.config import budget as budget_lib, catalogue, cluster, multi_label_options
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     BUDGET_SEARCH,
@@ -272,6 +272,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_compress(cfg)
     _check_robustness(cfg)
     _check_cluster(cfg)
-    multi_label.check(cfg)
+    multi_label_options.check(cfg)
     _check_output_dir(cfg.output_dir)
     return cfg

@@ -11,8 +11,8 @@ from tftransfer.config.run_config import FIND_LEARNING_RATE, ConfigError, RunCon
 
 # (flag, is it set in cfg, why it cannot be used); all are single-label stages.
 _SINGLE_LABEL_ONLY = (
-    ("search", lambda c: c.search.search != "none", "the search's objective is val_accuracy"),
     ("time_budget", lambda c: bool(c.search.time_budget), "a budget plans a search"),
+    ("search", lambda c: c.search.search != "none", "the search's objective is val_accuracy"),
     ("learning_rate", lambda c: c.train.learning_rate == FIND_LEARNING_RATE,
      "the range test uses the softmax loss"),
     ("class_weight", lambda c: c.train.class_weight != "none", "weights are per class"),
