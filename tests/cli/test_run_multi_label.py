@@ -2,6 +2,8 @@
 chosen on validation -> test mAP/F1 -> an export returning thresholded labels."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +112,32 @@ def test_multi_label_export_returns_probabilities_and_labels_above_threshold(
     pixel_outputs = loaded.signatures[signatures.PIXELS.name](pixels=tf.constant(pixels))
     np.testing.assert_allclose(pixel_outputs[signatures.PROBABILITIES].numpy(), probabilities,
                                atol=1e-5)
+
+
+def test_predict_lists_the_labels_above_threshold_and_evaluate_refuses(multi_label_run):
+    from tftransfer.cli import evaluate as evaluate_cli, predict as predict_cli
+    from tftransfer.config.errors import UserError
+
+    _, outputs, folder = multi_label_run
+    files = [os.path.join(folder, "images", f"{i}.png") for i in range(4)]
+    results = predict_cli.predict_files(outputs.export_dir, files, top_k=3)
+    served = tf.saved_model.load(outputs.export_dir).signatures[signatures.BYTES.name](
+        images=tf.constant([open(f, "rb").read() for f in files]))
+    for result, row in zip(results, served[signatures.LABELS].numpy().astype(str)):
+        assert result["labels"] == [name for name in row if name]
+    assert "labels above threshold:" in predict_cli.format_table(results)
+    with pytest.raises(UserError, match="is a multi-label .--labels_csv. export"):
+        evaluate_cli.evaluate_export(outputs.export_dir, folder, "", "all", 8)
+
+
+def test_cli_bad_labels_csv_is_one_line_exit_2(tmp_path, tiny_hub_dir):
+    folder, _ = write_multi_label_folder(tmp_path / "data", count=4)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("filename,labels\nimages/0.png,red\nimages/1.png,\n")
+    result = subprocess.run([sys.executable, "-m", "tftransfer.run", f"--dataset={folder}",
+                             f"--labels_csv={bad}", f"--hub_handle={tiny_hub_dir}",
+                             f"--output_dir={tmp_path / 'out'}"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --labels_csv: bad.csv line 3: images/1.png has no labels")
