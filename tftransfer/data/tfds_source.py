@@ -28,6 +28,10 @@ def _supervised_keys(builder) -> tuple[str, str]:
     if not keys or len(keys) != 2:
         raise DataError(f"TFDS dataset '{builder.name}' has no (image, label) supervised keys")
     image_key, label_key = keys
+    if isinstance(builder.info.features[label_key], tfds.features.Sequence):
+        # A Sequence forwards `names` to its ClassLabel, so this comes first.
+        raise DataError(f"TFDS dataset '{builder.name}' label '{label_key}' is a sequence of "
+                        f"labels (multi-label): list its images in a --labels_csv instead")
     if not hasattr(builder.info.features[label_key], "names"):
         raise DataError(f"TFDS dataset '{builder.name}' label '{label_key}' is not a class label")
     return image_key, label_key
