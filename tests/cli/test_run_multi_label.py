@@ -141,3 +141,24 @@ def test_cli_bad_labels_csv_is_one_line_exit_2(tmp_path, tiny_hub_dir):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --labels_csv: bad.csv line 3: images/1.png has no labels")
+
+
+def test_a_tfds_sequence_label_runs_multi_label_and_refuses_single_label_options(
+        tmp_path, tiny_hub_dir):
+    from tiny_tfds import NAMES, TinyMultiLabel
+
+    from tftransfer.config.run_config import ConfigError
+
+    data_dir = str(tmp_path / "tfds")
+    TinyMultiLabel(data_dir=data_dir).download_and_prepare()
+    flags = dict(dataset="tiny_multi_label", data_dir=data_dir, hub_handle=tiny_hub_dir,
+                 validation_fraction=0.25, epochs=1, batch_size=4)
+    outputs = run_lib.run(make_config(tmp_path / "run", **flags))
+    block = outputs.metrics["multi_label"]
+    assert block["label_names"] == NAMES and block["test"]["num_examples"] == 4
+    served = tf.saved_model.load(outputs.export_dir).signatures[signatures.PIXELS.name](
+        pixels=tf.zeros([2, 8, 8, 3], tf.uint8))
+    assert served[signatures.LABELS].shape == (2, 3)
+    with pytest.raises(ConfigError, match="^--class_weight: is not supported with "
+                                          "multi-label data"):
+        run_lib.run(make_config(tmp_path / "refused", class_weight="balanced", **flags))

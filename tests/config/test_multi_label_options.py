@@ -21,7 +21,7 @@ def test_a_multi_label_config_validates(tmp_path, csv_file):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"search": "random"}, "--search: is not supported with --labels_csv (multi-label): "
+    ({"search": "random"}, "--search: is not supported with multi-label data: "
                            "the search's objective is val_accuracy"),
     ({"time_budget": "5m"}, "--time_budget: is not supported"),
     ({"class_weight": "balanced"}, "--class_weight: is not supported"),

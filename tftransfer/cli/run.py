@@ -127,6 +127,10 @@ def _load_and_search(cfg, strategy, ledger=None):
                               config_lib.native_image_size(cfg.backbone))
     atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
                       "".join(f"{name}\n" for name in data.class_names))
+    if data.multi_label:  # a TFDS sequence label is only known now (--labels_csv: validated)
+        from tftransfer.config import multi_label_options
+
+        multi_label_options.refuse_single_label_options(cfg)
     # --image_size=0 becomes the size the data was resized to; a search may change it.
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
                                                             image_size=data.image_size))
@@ -158,7 +162,8 @@ def _train(cfg, data, strategy, deadline=None):
     from tftransfer.train import training as train_lib
 
     with strategy.scope():
-        classifier = model_lib.build_model(cfg, data.num_classes)
+        classifier = model_lib.build_model(cfg, data.num_classes,
+                                           multi_label=data.multi_label)
         trained = train_lib.train(classifier, classifier.backbone, data, cfg, deadline)
     return classifier, trained
 

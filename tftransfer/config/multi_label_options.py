@@ -1,4 +1,5 @@
-"""--labels_csv (a multi-label run): the options it cannot go with. No TensorFlow.
+"""Multi-label runs (--labels_csv, or a TFDS sequence label): the options they cannot go
+with. No TensorFlow.
 
 A multi-label run has a sigmoid head and per-label thresholds; the stages below assume one
 softmax label per image, so each is refused with one line rather than failing deep inside.
@@ -26,6 +27,14 @@ _SINGLE_LABEL_ONLY = (
 )
 
 
+def refuse_single_label_options(cfg: RunConfig) -> None:
+    """Raises ConfigError for the first option a multi-label run cannot use. Validation
+    calls it for --labels_csv; the run, once it has found a TFDS sequence label."""
+    for flag, is_set, why in _SINGLE_LABEL_ONLY:
+        if is_set(cfg):
+            raise ConfigError(flag, f"is not supported with multi-label data: {why}")
+
+
 def check(cfg: RunConfig) -> None:
     """Raises ConfigError when --labels_csv is unusable or meets a single-label option."""
     path = cfg.data.labels_csv
@@ -36,6 +45,4 @@ def check(cfg: RunConfig) -> None:
                                         "relative to, not a TFDS name")
     if not os.path.isfile(path):
         raise ConfigError("labels_csv", f"no such file: {path}")
-    for flag, is_set, why in _SINGLE_LABEL_ONLY:
-        if is_set(cfg):
-            raise ConfigError(flag, f"is not supported with --labels_csv (multi-label): {why}")
+    refuse_single_label_options(cfg)

@@ -1,7 +1,7 @@
 """The input stage: a TFDS name or an image folder -> batched tf.data splits.
 
 Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]; with
---labels_csv, float32 multi-hot labels [B, L]: csv_source.py). Decoding and
+--labels_csv or a TFDS sequence label, float32 multi-hot labels [B, L]). Decoding and
 resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
 augmentation (augment.py) runs on training batches only. The resizing and scaling are
 preprocess.py's, which the serving signatures share.
@@ -220,7 +220,8 @@ def count_labels(ds: tf.data.Dataset, num_classes: int) -> list[int]:
     fills its cache, so this costs the decoding the first epoch would otherwise do."""
     counts = np.zeros(num_classes, dtype=np.int64)
     for labels in ds.map(lambda _, label: label).batch(8192).as_numpy_iterator():
-        counts += np.bincount(labels, minlength=num_classes)
+        counts += (labels.sum(axis=0).astype(np.int64) if labels.ndim == 2  # multi-hot
+                   else np.bincount(labels, minlength=num_classes))
     return counts.tolist()
 
 

@@ -113,9 +113,10 @@ class TransferClassifier(keras.Model):
         return backbone
 
 
-def build_model(cfg: RunConfig, num_classes: int,
-                name: str = "classifier") -> TransferClassifier:
-    """The classifier for `cfg`: a fresh head on the frozen backbone."""
+def build_model(cfg: RunConfig, num_classes: int, name: str = "classifier",
+                multi_label: bool = False) -> TransferClassifier:
+    """The classifier for `cfg`: a fresh head on the frozen backbone. `multi_label`: the
+    data's labels are multi-hot (DataBundle.multi_label)."""
     backbone, feature_width = build_backbone(cfg.backbone, cfg.data.image_size)
-    head = build_head(feature_width, num_classes, cfg.head, bool(cfg.data.labels_csv))
+    head = build_head(feature_width, num_classes, cfg.head, multi_label)
     return TransferClassifier(backbone, head, cfg.data.image_size, name=name)

@@ -120,6 +120,11 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
     return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
+def multi_hot(train_data) -> bool:
+    """Whether batches of `train_data` hold multi-hot label vectors (a multi-label run)."""
+    return train_data.element_spec[1].shape.rank == 2
+
+
 def _rate_factors(backbone: HubBackbone | None, depth: int,
                   cfg: RunConfig) -> dict[int, float] | None:
     """--layer_lr_decay's factors for a phase that fine-tunes the backbone."""
@@ -151,7 +156,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
                                           if backbone is None else 1,
                                           _rate_factors(backbone, depth, cfg),
-                                          multi_label=bool(cfg.data.labels_csv))
+                                          multi_label=multi_hot(train_data))
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights),
