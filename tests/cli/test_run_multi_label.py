@@ -76,6 +76,9 @@ def test_multi_label_report_and_tensorboard_show_its_metrics(multi_label_run):
     cfg, _, _ = multi_label_run
     report = open(os.path.join(cfg.output_dir, "report.md")).read()
     assert "Multi-label metrics" in report and "mAP" in report
+    card = open(os.path.join(cfg.output_dir, "model_card.md")).read()
+    assert "into 3 labels, any number per image (blue, green, red)" in card
+    assert "a sigmoid per label over 3 labels" in card and "| test |" in card
     from tensorboard.backend.event_processing import event_accumulator
     folder = os.path.join(cfg.output_dir, "tensorboard", "evaluation")
     events = event_accumulator.EventAccumulator(folder, size_guidance={"tensors": 0})

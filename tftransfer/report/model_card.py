@@ -291,8 +291,10 @@ def build(config: Mapping, metrics: Mapping, search: Mapping | None = None,
     title = f"Model card: {config['data']['dataset']} classifier" + (
         f" ({variant})" if variant else "")
     blocks = [Heading(title, 1),
-              Paragraph(f"An image classifier into {len(names)} classes "
-                        f"({', '.join(map(str, names))}), made by tftransfer: a head trained "
+              Paragraph(f"An image classifier into {len(names)} "
+                        + ("labels, any number per image " if "multi_label" in metrics
+                           else "classes ")
+                        + f"({', '.join(map(str, names))}), made by tftransfer: a head trained "
                         f"on a pretrained backbone's features.")]
     blocks += _model_blocks(config, metrics, backbone, variant)
     blocks += _data_blocks(config, metrics)
