@@ -41,6 +41,13 @@ def test_head_shapes_and_float32_probabilities_under_mixed_precision():
     assert len(head.losses) == 3  # one L2 penalty per kernel
 
 
+def test_a_multi_label_head_has_a_sigmoid_per_label():
+    head = model_lib.build_head(16, 4, HeadConfig(dropout=0.0), multi_label=True)
+    features = np.random.default_rng(0).normal(size=(3, 16)).astype("float32")
+    logits = keras.Model(head.input, head.get_layer(model_lib.LOGITS).output)(features)
+    np.testing.assert_allclose(head(features), keras.activations.sigmoid(logits), rtol=1e-6)
+
+
 def test_the_classifier_owns_its_backbone_and_head(tmp_path, tiny_hub_dir):
     classifier = _classifier(tmp_path, tiny_hub_dir)
     assert [layer.name for layer in classifier.layers] == [model_lib.IMAGES, "backbone", "head"]

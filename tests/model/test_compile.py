@@ -67,3 +67,18 @@ def test_each_variable_steps_at_the_rate_times_its_factor(name, replicas):
     np.testing.assert_allclose(moved[2], moved[0], rtol=1e-4)
     assert type(optimizer).__name__ == type(compile_lib.make_optimizer(
         TrainConfig(optimizer=name), 0.01)).__name__
+
+
+def test_multi_label_compiles_binary_crossentropy_and_monitors_auc():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    compile_lib.compile_for_phase(model, TrainConfig(), 3, 0.0, 1e-2, 10, 0,
+                                  multi_label=True)
+    assert isinstance(model.loss, keras.losses.BinaryCrossentropy)
+    x = np.random.default_rng(0).random((8, 4)).astype("float32")
+    y = (x[:, :3] > 0.5).astype("float32")
+    logs = model.evaluate(x, y, return_dict=True, verbose=0)
+    assert {"loss", "auc", "binary_accuracy"} <= set(logs)
+    expected = keras.losses.binary_crossentropy(y, model.predict(x, verbose=0)).numpy().mean()
+    assert logs["loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert compile_lib.monitored(True) == "val_auc"
+    assert compile_lib.monitored(False) == "val_accuracy"

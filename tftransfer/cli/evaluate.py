@@ -60,6 +60,9 @@ def evaluate_export(model_dir: str, dataset: str, data_dir: str, split: str,
     if not model_dir:
         raise UserError("--model_dir is required")
     client = client_lib.ServingClient(model_dir, flag="--model_dir")
+    if client.is_multi_label():
+        raise UserError(f"--model_dir: {client.model_dir} is a multi-label (--labels_csv) "
+                        "export; its metrics are in its run's metrics.json")
     model_names = client.class_names
     if model_names is None:
         raise UserError(f"--model_dir: {client.model_dir} has no assets/{LABELS_FILE} of "

@@ -55,7 +55,8 @@ def check_model_dir(model_dir: str | None) -> str:
 def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
                   batch_size: int = 32) -> list[dict]:
     """Per file, in order: {"path", "predictions": [{"class", "probability"}, ...]} with the
-    top min(top_k, C) classes, most probable first, or {"path", "error"} if it was skipped."""
+    top min(top_k, C) classes, most probable first (from a multi-label export, also
+    "labels": those at or above their thresholds), or {"path", "error"} if it was skipped."""
     if top_k < 1 or batch_size < 1:
         raise UserError(f"top_k and batch_size must be >= 1, got {top_k} and {batch_size}")
     import tensorflow as tf
@@ -69,7 +70,7 @@ def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
 
     def classify(batch: list[tuple[str, bytes]]) -> None:
         try:
-            probs = client.probabilities(signatures.BYTES, tf.constant([b for _, b in batch]))
+            outputs = client.call(signatures.BYTES, tf.constant([b for _, b in batch]))
         except tf.errors.InvalidArgumentError as e:
             if len(batch) == 1:
                 results[batch[0][0]] = {"path": batch[0][0],
@@ -78,11 +79,15 @@ def predict_files(model_dir: str, files: Sequence[str], top_k: int = 5,
                 for item in batch:
                     classify([item])
             return
+        probs = outputs[signatures.PROBABILITIES].numpy()
         labels = names or [str(i) for i in range(probs.shape[-1])]
-        for (path, _), p in zip(batch, probs.tolist()):
+        above = outputs.get(signatures.LABELS)
+        for row, ((path, _), p) in enumerate(zip(batch, probs.tolist())):
             order = sorted(range(len(p)), key=lambda i: -p[i])[:top_k]
             results[path] = {"path": path, "predictions": [
                 {"class": labels[i], "probability": p[i]} for i in order]}
+            if above is not None:
+                results[path]["labels"] = [n.decode() for n in above[row].numpy() if n]
 
     # Many files: a bar on a terminal (it goes to stdout before the results do).
     progress = console.progress_bar(len(files), "file") if len(files) > batch_size else None
@@ -117,6 +122,8 @@ def format_table(results: Sequence[dict]) -> str:
         width = max(len(p["class"]) for p in r["predictions"])
         lines += [r["path"]] + [f"  {p['class']:<{width}}  {p['probability']:.4f}"
                                 for p in r["predictions"]]
+        if "labels" in r:
+            lines.append(f"  labels above threshold: {' '.join(r['labels']) or '(none)'}")
     return "".join(f"{line}\n" for line in lines)
 
 

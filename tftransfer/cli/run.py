@@ -39,11 +39,14 @@ def _publish(cfg, metrics: dict, predictions: dict, data, export_dir: str) -> No
     images, labels = next(iter(data.train))
     figures = report.run_figures(metrics, data.class_names, images.numpy(), labels.numpy())
     splits = {s: metrics[s] for s in ("validation", "test") if s in metrics}
+    if "multi_label" in metrics:  # its predictions are multi-hot: no single-label summaries
+        splits, predictions = {}, {}
     last_epoch = sum(p["epochs"] for p in metrics["training"]["phases"])
     summaries.write_run_summaries(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                   config_lib.to_flat(cfg), splits, predictions,
                                   data.class_names, figures, step=last_epoch,
-                                  calibration=metrics.get("calibration"))
+                                  calibration=metrics.get("calibration"),
+                                  multi_label=metrics.get("multi_label"))
     report.write_report(cfg.output_dir, figures)
     model_card.write_model_cards(cfg.output_dir, export_dir)
 
@@ -124,6 +127,10 @@ def _load_and_search(cfg, strategy, ledger=None):
                               config_lib.native_image_size(cfg.backbone))
     atomic.write_text(os.path.join(cfg.output_dir, run_folder.LABELS_TXT),
                       "".join(f"{name}\n" for name in data.class_names))
+    if data.multi_label:  # a TFDS sequence label is only known now (--labels_csv: validated)
+        from tftransfer.config import multi_label_options
+
+        multi_label_options.refuse_single_label_options(cfg)
     # --image_size=0 becomes the size the data was resized to; a search may change it.
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
                                                             image_size=data.image_size))
@@ -155,15 +162,41 @@ def _train(cfg, data, strategy, deadline=None):
     from tftransfer.train import training as train_lib
 
     with strategy.scope():
-        classifier = model_lib.build_model(cfg, data.num_classes)
+        classifier = model_lib.build_model(cfg, data.num_classes,
+                                           multi_label=data.multi_label)
         trained = train_lib.train(classifier, classifier.backbone, data, cfg, deadline)
     return classifier, trained
+
+
+def _evaluate_multi_label(classifier, data, trained):
+    """_evaluate's counterpart for multi-hot labels: metrics.json's `multi_label` block
+    (thresholds chosen on validation, each split's scores) instead of the split blocks."""
+    from tftransfer.evaluate import multi_label, splits as evaluate
+
+    predictions = {split: evaluate.predict_split(classifier, dataset)
+                   for split, dataset in (("validation", data.validation), ("test", data.test))
+                   if dataset is not None}
+    block = multi_label.evaluate(predictions, data.class_names)
+    shown = multi_label.evaluated_split(block)
+    if shown:
+        logging.info("Multi-label %s split: mAP %s, micro-F1 %.4f, macro-F1 %.4f", shown,
+                     block[shown]["mean_average_precision"], block[shown]["micro_f1"],
+                     block[shown]["macro_f1"])
+    metrics = {"class_names": data.class_names, "multi_label": block,
+               "training": {"phases": [vars(p) for p in trained.phases],
+                            "best_validation_accuracy": None,
+                            "best_validation_auc": trained.best_validation_accuracy},
+               "data": {"sizes": data.sizes, "skipped": data.skipped,
+                        "class_counts": data.class_counts}}
+    return classifier, metrics, predictions
 
 
 def _evaluate(classifier, data, trained, calibrate: bool = False):
     """(the classifier the later stages use: with --calibrate, the temperature-scaled one;
     metrics.json's first blocks: each split's scores, the classes, the training, the data,
     the calibration and the ROC curves; the predictions on each split)."""
+    if data.multi_label:
+        return _evaluate_multi_label(classifier, data, trained)
     from tftransfer.evaluate import metrics as classification_metrics, splits as evaluate
 
     scores, predictions = evaluate.evaluate_splits(classifier, data)
@@ -184,14 +217,16 @@ def _evaluate(classifier, data, trained, calibrate: bool = False):
     return classifier, metrics, predictions
 
 
-def _export(cfg, classifier, data, trained) -> tuple[str, dict]:
-    """The SavedModel: (its folder, metrics.json's `performance` block)."""
+def _export(cfg, classifier, data, trained, thresholds=None) -> tuple[str, dict]:
+    """The SavedModel: (its folder, metrics.json's `performance` block). `thresholds`:
+    a multi-label run's, baked into the export."""
     from tftransfer.export import measure, saved_model as export, serving_warmup as warmup
 
     export_dir = export.export_saved_model(
         classifier, data.class_names, cfg.data.image_size, classifier.backbone.module,
         os.path.join(cfg.output_dir, run_folder.SAVED_MODEL), version=cfg.export.export_version,
-        warmup_images=warmup.validation_images(data, cfg.export.warmup_requests))
+        warmup_images=warmup.validation_images(data, cfg.export.warmup_requests),
+        thresholds=thresholds)
     performance = measure.performance_block(classifier, export_dir, cfg.data.image_size,
                                             serving_batch=cfg.data.batch_size)
     performance["training_images_per_second"] = {
@@ -280,7 +315,9 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
                                                            run_folder.LR_FIND_JSON))
     # Rewritten as each stage adds its blocks: a later crash leaves the earlier ones on disk.
     _write_metrics(final_cfg.output_dir, metrics)
-    export_dir, performance = _export(final_cfg, classifier, data, trained)
+    export_dir, performance = _export(
+        final_cfg, classifier, data, trained,
+        list(metrics["multi_label"]["thresholds"].values()) if data.multi_label else None)
     if ledger is not None:
         ledger.end_stage("evaluation and export")
     metrics = {**metrics, "performance": performance, **_budget_block(budgeted, final_cfg)}

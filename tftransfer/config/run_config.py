@@ -76,6 +76,9 @@ class DataConfig:
                        "disk (under output_dir), none.", choices=CACHE_MODES)
     cache_limit_mb: int = field(2048, "Largest decoded split cached in memory by --cache=auto.")
     shuffle_buffer: int = field(10000, "Shuffle buffer size (examples).")
+    labels_csv: str = field(
+        "", "Multi-label: a CSV with header filename,labels (paths relative to the --dataset "
+            "folder, labels separated by spaces); a sigmoid head with a threshold per label.")
 
 
 @dataclasses.dataclass(frozen=True)

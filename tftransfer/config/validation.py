@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 
-from tftransfer.config import budget as budget_lib, catalogue, cluster
+from tftransfer.config import budget as budget_lib, catalogue, cluster, multi_label_options
 from tftransfer.config.run_config import (
     ADVERSARIAL_ATTACKS,
     BUDGET_SEARCH,
@@ -268,7 +268,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     data = cfg.data
     if not is_tfds_name(data.dataset):
         data = dataclasses.replace(data, dataset=_expand(data.dataset))
-    data = dataclasses.replace(data, data_dir=_expand(data.data_dir))
+    data = dataclasses.replace(data, data_dir=_expand(data.data_dir),
+                               labels_csv=_expand(data.labels_csv))
     backbone = _resolve_backbone(cfg.backbone)
     backbone = dataclasses.replace(backbone, hub_handle=_expand_handle(backbone.hub_handle))
     search = _resolve_search(dataclasses.replace(
@@ -284,5 +285,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_compress(cfg)
     _check_robustness(cfg)
     _check_cluster(cfg)
+    multi_label_options.check(cfg)
     _check_output_dir(cfg.output_dir)
     return cfg

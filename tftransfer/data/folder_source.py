@@ -45,7 +45,7 @@ def _list_class_files(root: str, class_names: list[str], skipped: collections.Co
     return files
 
 
-def _stratified_split(files, validation_fraction, test_fraction, seed):
+def stratified_split(files, validation_fraction, test_fraction, seed):
     by_label = collections.defaultdict(list)
     for item in files:
         by_label[item[1]].append(item)
@@ -73,7 +73,7 @@ def _decodable(paths: list[str]) -> set[str]:
     return {p.decode() for p, _ in ds.as_numpy_iterator()}
 
 
-def _drop_undecodable(files, skipped, examples):
+def drop_undecodable(files, skipped, examples):
     good = _decodable([p for p, _ in files]) if files else set()
     bad = [p for p, _ in files if p not in good]
     skipped["corrupt or unsupported image"] += len(bad)
@@ -109,12 +109,12 @@ def load_folder(root: str, validation_fraction: float, test_fraction: float,
         splits = {s: [] for s in SPLIT_FOLDERS}
         if len(class_names) >= 2:
             listed = _list_class_files(root, class_names, skipped)
-            listed = _drop_undecodable(listed, skipped, examples)
-            splits = _stratified_split(listed, validation_fraction, test_fraction, seed)
+            listed = drop_undecodable(listed, skipped, examples)
+            splits = stratified_split(listed, validation_fraction, test_fraction, seed)
     if pre_split:
-        splits = {s: _drop_undecodable(f, skipped, examples) for s, f in splits.items()}
+        splits = {s: drop_undecodable(f, skipped, examples) for s, f in splits.items()}
         if not splits["validation"] and validation_fraction > 0:
-            held = _stratified_split(splits["train"], validation_fraction, 0.0, seed)
+            held = stratified_split(splits["train"], validation_fraction, 0.0, seed)
             splits.update(train=held["train"], validation=held["validation"])
             logging.info("%s has no validation/: %d of train/'s images held out for it "
                          "(--validation_fraction=%g)", root, len(held["validation"]),

@@ -1,6 +1,7 @@
 """The input stage: a TFDS name or an image folder -> batched tf.data splits.
 
-Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]). Decoding and
+Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]; with
+--labels_csv or a TFDS sequence label, float32 multi-hot labels [B, L]). Decoding and
 resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
 augmentation (augment.py) runs on training batches only. The resizing and scaling are
 preprocess.py's, which the serving signatures share.
@@ -18,7 +19,7 @@ from absl import logging
 
 from tftransfer.config.errors import DataError
 from tftransfer.config.run_config import NATIVE_IMAGE_SIZE, DataConfig, is_tfds_name
-from tftransfer.data import augment as augment_lib, folder_source, tfds_source
+from tftransfer.data import augment as augment_lib, csv_source, folder_source, tfds_source
 from tftransfer.data.preprocess import to_rgb_resized, to_unit_float
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -57,11 +58,18 @@ class DataBundle:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def multi_label(self) -> bool:
+        """Multi-hot labels [L] per image (--labels_csv), not one class index."""
+        return self.train.element_spec[1].shape.rank == 2
+
 
 def _decoded(examples: Examples, size: int) -> tf.data.Dataset:
     def prepare(image_or_path, label):
         image = folder_source.decode_file(image_or_path) if examples.from_files else image_or_path
-        return to_rgb_resized(image, size), tf.cast(label, tf.int32)
+        if not label.dtype.is_floating:  # multi-hot labels stay float32
+            label = tf.cast(label, tf.int32)
+        return to_rgb_resized(image, size), label
 
     shape = examples.dataset.element_spec[0].shape
     if examples.from_files or not shape.is_fully_defined():
@@ -157,7 +165,26 @@ def _file_fingerprint(files: dict[str, list[tuple[str, int]]]) -> str:
     return digest.hexdigest()
 
 
+def _load_csv_examples(cfg: DataConfig, seed: int):
+    """--labels_csv's splits, with multi-hot float32 labels; class_counts are positives."""
+    found = csv_source.load_csv(cfg.dataset, cfg.labels_csv, cfg.validation_fraction,
+                                cfg.test_fraction, seed)
+    num_labels = len(found.label_names)
+
+    def examples(items):
+        paths = [p for p, _ in items]
+        hot = np.array([csv_source.multi_hot(k, num_labels) for _, k in items], np.float32)
+        return Examples(tf.data.Dataset.from_tensor_slices((paths, hot)), len(items), True)
+    splits = {s: examples(items) if items else None for s, items in found.files.items()}
+    counts = {s: [sum(1 for _, k in items if c in k) for c in range(num_labels)]
+              for s, items in found.files.items() if items}
+    return (found.label_names, splits, counts, found.skipped,
+            _file_fingerprint(found.files))
+
+
 def _load_examples(cfg: DataConfig, seed: int):
+    if cfg.labels_csv:
+        return _load_csv_examples(cfg, seed)
     if is_tfds_name(cfg.dataset):
         class_names, splits, version = tfds_source.load_tfds(cfg)
         fingerprint = json.dumps([cfg.dataset, version, cfg.train_split, cfg.validation_split,
@@ -193,7 +220,8 @@ def count_labels(ds: tf.data.Dataset, num_classes: int) -> list[int]:
     fills its cache, so this costs the decoding the first epoch would otherwise do."""
     counts = np.zeros(num_classes, dtype=np.int64)
     for labels in ds.map(lambda _, label: label).batch(8192).as_numpy_iterator():
-        counts += np.bincount(labels, minlength=num_classes)
+        counts += (labels.sum(axis=0).astype(np.int64) if labels.ndim == 2  # multi-hot
+                   else np.bincount(labels, minlength=num_classes))
     return counts.tolist()
 
 

@@ -28,7 +28,7 @@ def _supervised_keys(builder) -> tuple[str, str]:
     if not keys or len(keys) != 2:
         raise DataError(f"TFDS dataset '{builder.name}' has no (image, label) supervised keys")
     image_key, label_key = keys
-    if not hasattr(builder.info.features[label_key], "names"):
+    if not hasattr(builder.info.features[label_key], "names"):  # a Sequence forwards it
         raise DataError(f"TFDS dataset '{builder.name}' label '{label_key}' is not a class label")
     return image_key, label_key
 
@@ -45,14 +45,27 @@ def _split_size(builder, split: str, flag: str) -> int:
     return size
 
 
+def _is_multi_label(feature) -> bool:
+    """A Sequence(ClassLabel) label: each example has a set of class indices."""
+    return isinstance(feature, tfds.features.Sequence) and isinstance(
+        feature.feature, tfds.features.ClassLabel)
+
+
 def load_tfds(cfg: DataConfig):
-    """Returns (class_names, {split: (dataset, size) or None}, dataset version)."""
+    """Returns (class_names, {split: (dataset, size) or None}, dataset version). A
+    Sequence(ClassLabel) label becomes a float32 multi-hot vector."""
     builder = _builder(cfg)
     _, label_key = _supervised_keys(builder)
     class_names = list(builder.info.features[label_key].names)
+    multi_label = _is_multi_label(builder.info.features[label_key])
+
+    def multi_hot(image, indices):
+        hot = tf.minimum(tf.reduce_sum(tf.one_hot(indices, len(class_names)), axis=0), 1.0)
+        return image, tf.ensure_shape(hot, [len(class_names)])
 
     def read(split: str) -> tf.data.Dataset:
-        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        return ds.map(multi_hot) if multi_label else ds
 
     train_size = _split_size(builder, cfg.train_split, "train_split")
     train = read(cfg.train_split)

@@ -49,5 +49,10 @@ class ServingClient:
         function = self.function(signature)
         return lambda inputs: function(**{signature.input_name: inputs})
 
+    def is_multi_label(self) -> bool:
+        """A --labels_csv export: its signatures return thresholded labels, not classes."""
+        outputs = self.function(signatures_lib.BYTES).structured_outputs
+        return signatures_lib.ABOVE_THRESHOLD in outputs
+
     def probabilities(self, signature: signatures_lib.Signature, inputs) -> np.ndarray:
         return self.call(signature, inputs)[signatures_lib.PROBABILITIES].numpy()

@@ -4,7 +4,8 @@ Layout (see export_layout.py): `<base>/<version>/` holds saved_model.pb, variabl
 assets/labels.txt and, with warm-up images, assets.extra/tf_serving_warmup_requests.
 The signatures are export/signatures.py's table (encoded bytes, uint8 pixels), each
 returning `probabilities` [N, C] float32 and `classes` [N] string (the labels.txt line of
-the most probable class). Each resizes and scales in the graph with the training
+the most probable class); a multi-label export (thresholds given) returns
+signatures.MULTI_LABEL_OUTPUTS instead. Each resizes and scales in the graph with the training
 pipeline's own functions.
 """
 from __future__ import annotations
@@ -40,8 +41,19 @@ _PREPROCESSING = {signatures_lib.BYTES.name: preprocess_encoded,
                   signatures_lib.PIXELS.name: preprocess_pixels}
 
 
+def _multi_label_outputs(probabilities, thresholds, names) -> dict[str, tf.Tensor]:
+    """The labels at or above their threshold, most probable first, padded with ""."""
+    above = probabilities >= thresholds
+    order = tf.argsort(tf.where(above, probabilities, -1.0), axis=-1, direction="DESCENDING")
+    kept = tf.gather(above, order, batch_dims=1)
+    labels = tf.where(kept, tf.gather(names, order), "")
+    return {signatures_lib.PROBABILITIES: probabilities, signatures_lib.LABELS: labels,
+            signatures_lib.ABOVE_THRESHOLD: above}
+
+
 class ServingModule(tf.Module):
-    def __init__(self, classifier: keras.Model, labels_path: str, image_size: int, hub_module):
+    def __init__(self, classifier: keras.Model, labels_path: str, image_size: int, hub_module,
+                 thresholds: Sequence[float] | None = None):
         super().__init__(name="tftransfer_serving")
         # The model is called through an untracked partial, and only the variables the hub
         # module does not already hold are tracked: tracking the Keras model would export
@@ -54,9 +66,15 @@ class ServingModule(tf.Module):
         self.labels = tf.saved_model.Asset(labels_path)
         self.labels_table = _labels_table(self.labels)
         self.image_size = image_size
+        # Multi-label: each label's threshold, saved with the export.
+        self.thresholds = None if thresholds is None else tf.Variable(
+            tf.constant(thresholds, tf.float32), trainable=False, name="thresholds")
 
     def _outputs(self, batch: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = self._predict(batch)
+        if self.thresholds is not None:
+            names = self.labels_table.lookup(tf.range(tf.size(self.thresholds, tf.int64)))
+            return _multi_label_outputs(probabilities, self.thresholds, names)
         return {signatures_lib.PROBABILITIES: probabilities,
                 signatures_lib.CLASSES: self.labels_table.lookup(
                     tf.argmax(probabilities, axis=-1))}
@@ -115,9 +133,11 @@ def _recover_from_killed_export(base_dir: str) -> None:
 
 def export_saved_model(classifier: keras.Model, class_names: Sequence[str], image_size: int,
                        hub_module, base_dir: str, version: int = 0,
-                       warmup_images: Sequence[bytes] = ()) -> str:
+                       warmup_images: Sequence[bytes] = (),
+                       thresholds: Sequence[float] | None = None) -> str:
     """Exports `<base_dir>/<version>/` (version 0: one above the highest present), with a
-    warm-up request per encoded image, through a hidden staging folder; returns the folder."""
+    warm-up request per encoded image, through a hidden staging folder; returns the folder.
+    `thresholds`: a multi-label export's, one per class name."""
     os.makedirs(base_dir, exist_ok=True)
     _recover_from_killed_export(base_dir)
     version = version or next_version(base_dir)
@@ -126,7 +146,7 @@ def export_saved_model(classifier: keras.Model, class_names: Sequence[str], imag
     try:
         with tempfile.TemporaryDirectory() as labels_folder:
             module = ServingModule(classifier, _write_labels(class_names, labels_folder),
-                                   image_size, hub_module)
+                                   image_size, hub_module, thresholds)
             tf.saved_model.save(module, staging_dir, signatures=module.signatures())
         if warmup_images:
             warmup.write_warmup_requests(staging_dir, warmup_images)

@@ -10,6 +10,11 @@ import dataclasses
 PROBABILITIES = "probabilities"   # float32 [N, C]
 CLASSES = "classes"               # string [N]: the labels.txt line of the most probable class
 OUTPUTS = (PROBABILITIES, CLASSES)
+# A multi-label export (--labels_csv) returns, instead of CLASSES, per-label probabilities
+# and the labels at or above their threshold (baked into the export):
+LABELS = "labels"                 # string [N, L]: those labels, most probable first, padded ""
+ABOVE_THRESHOLD = "above_threshold"   # bool [N, L], in labels.txt order
+MULTI_LABEL_OUTPUTS = (PROBABILITIES, LABELS, ABOVE_THRESHOLD)
 
 
 @dataclasses.dataclass(frozen=True)

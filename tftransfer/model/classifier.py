@@ -25,7 +25,9 @@ def images_input(image_size: int) -> keras.KerasTensor:
     return keras.Input((image_size, image_size, 3), name=IMAGES)
 
 
-def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.Model:
+def build_head(feature_width: int, num_classes: int, cfg: HeadConfig,
+               multi_label: bool = False) -> keras.Model:
+    """`multi_label`: a sigmoid per label (--labels_csv) instead of one softmax."""
     regularizer = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
     features = keras.Input((feature_width,), name="features")
     x = features
@@ -37,7 +39,8 @@ def build_head(feature_width: int, num_classes: int, cfg: HeadConfig) -> keras.M
     logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer,
                                 name=LOGITS)(x)
     # Softmax in float32 keeps probabilities (and the loss) exact under mixed precision.
-    probabilities = keras.layers.Activation("softmax", dtype="float32",
+    probabilities = keras.layers.Activation("sigmoid" if multi_label else "softmax",
+                                            dtype="float32",
                                             name=PROBABILITIES)(logits)
     return keras.Model(features, probabilities, name="head")
 
@@ -110,9 +113,10 @@ class TransferClassifier(keras.Model):
         return backbone
 
 
-def build_model(cfg: RunConfig, num_classes: int,
-                name: str = "classifier") -> TransferClassifier:
-    """The classifier for `cfg`: a fresh head on the frozen backbone."""
+def build_model(cfg: RunConfig, num_classes: int, name: str = "classifier",
+                multi_label: bool = False) -> TransferClassifier:
+    """The classifier for `cfg`: a fresh head on the frozen backbone. `multi_label`: the
+    data's labels are multi-hot (DataBundle.multi_label)."""
     backbone, feature_width = build_backbone(cfg.backbone, cfg.data.image_size)
-    head = build_head(feature_width, num_classes, cfg.head)
+    head = build_head(feature_width, num_classes, cfg.head, multi_label)
     return TransferClassifier(backbone, head, cfg.data.image_size, name=name)

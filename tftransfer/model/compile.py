@@ -25,6 +25,26 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
                 "name": self.name}
 
 
+# What the best checkpoint and early stopping follow: the mean per-label AUC for
+# multi-label runs, whose accuracy would mostly count the easy negatives.
+MONITORED, MULTI_LABEL_MONITORED = "val_accuracy", "val_auc"
+
+
+def monitored(multi_label: bool) -> str:
+    return MULTI_LABEL_MONITORED if multi_label else MONITORED
+
+
+def multi_label_metrics() -> list[keras.metrics.Metric]:
+    return [keras.metrics.AUC(multi_label=True, name="auc"),
+            keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+
+
+def loss(num_classes: int, label_smoothing: float, multi_label: bool = False):
+    if multi_label:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    return SmoothedSparseCrossentropy(num_classes, label_smoothing)
+
+
 def metrics(num_classes: int) -> list[keras.metrics.Metric]:
     found = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if num_classes >= 5:
@@ -102,9 +122,12 @@ HEAD_STEPS_PER_EXECUTION = 32
 def compile_for_phase(model: keras.Model, cfg: TrainConfig, num_classes: int,
                       label_smoothing: float, peak_lr: float, steps: int, warmup_steps: int,
                       steps_per_execution: int = 1,
-                      rate_factors: dict[int, float] | None = None):
+                      rate_factors: dict[int, float] | None = None,
+                      multi_label: bool = False):
+    """`multi_label`: binary cross-entropy per label and multi_label_metrics()."""
     schedule = learning_rate_schedule(peak_lr, steps, warmup_steps)
     model.compile(optimizer=make_optimizer(cfg, schedule, steps, rate_factors),
-                  loss=SmoothedSparseCrossentropy(num_classes, label_smoothing),
-                  metrics=metrics(num_classes), jit_compile=cfg.jit_compile,
+                  loss=loss(num_classes, label_smoothing, multi_label),
+                  metrics=multi_label_metrics() if multi_label else metrics(num_classes),
+                  jit_compile=cfg.jit_compile,
                   steps_per_execution=steps_per_execution)

@@ -85,9 +85,11 @@ def _model_blocks(config: Mapping, metrics: Mapping, backbone: Mapping | None,
              + (f", {facts['name']}" if facts.get("name") else "") + ".",
              f"Provenance: {facts.get('source', 'not recorded with the backbone')}.",
              f"Licence of the backbone's weights: {facts.get('licence') or 'unknown'}.",
-             f"Head: {hidden}, dropout {head['dropout']}, then a softmax over "
-             f"{len(metrics.get('class_names', []))} classes; input {size} x {size} RGB "
-             f"images."]
+             f"Head: {hidden}, dropout {head['dropout']}, then "
+             + (f"a sigmoid per label over {len(metrics.get('class_names', []))} labels, "
+                f"each with its own threshold in the export" if "multi_label" in metrics
+                else f"a softmax over {len(metrics.get('class_names', []))} classes")
+             + f"; input {size} x {size} RGB images."]
     if variant == "ensemble":
         block = metrics.get("ensemble", {})
         lines.append(f"This export is the ensemble: {block.get('members')} models averaged "
@@ -134,7 +136,20 @@ def _metric_rows(scores: Mapping) -> list[tuple]:
     return rows
 
 
+def _multi_label_metric_blocks(block: Mapping) -> list:
+    rows = [(split, *(block[split][key] for key in ("mean_average_precision", "micro_f1",
+                                                    "macro_f1", "auc_roc_macro")),
+             block[split]["num_examples"])
+            for split in ("test", "validation") if split in block]
+    return [Heading("Metrics"),
+            Paragraph(f"Multi-label, at per-label thresholds chosen on the "
+                      f"{block['thresholds_from']} split:"),
+            Table(["split", "mAP", "micro-F1", "macro-F1", "AUC-ROC", "images"], rows)]
+
+
 def _metric_blocks(metrics: Mapping) -> list:
+    if "multi_label" in metrics:
+        return _multi_label_metric_blocks(metrics["multi_label"])
     blocks = [Heading("Metrics")]
     for split in ("test", "validation"):
         if split in metrics:
@@ -276,8 +291,10 @@ def build(config: Mapping, metrics: Mapping, search: Mapping | None = None,
     title = f"Model card: {config['data']['dataset']} classifier" + (
         f" ({variant})" if variant else "")
     blocks = [Heading(title, 1),
-              Paragraph(f"An image classifier into {len(names)} classes "
-                        f"({', '.join(map(str, names))}), made by tftransfer: a head trained "
+              Paragraph(f"An image classifier into {len(names)} "
+                        + ("labels, any number per image " if "multi_label" in metrics
+                           else "classes ")
+                        + f"({', '.join(map(str, names))}), made by tftransfer: a head trained "
                         f"on a pretrained backbone's features.")]
     blocks += _model_blocks(config, metrics, backbone, variant)
     blocks += _data_blocks(config, metrics)

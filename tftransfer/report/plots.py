@@ -20,10 +20,12 @@ def _png(figure) -> bytes:
 
 
 def learning_curves(phases: Sequence[dict]) -> bytes:
-    """Loss and accuracy per epoch over all training phases, a line between phases."""
+    """Loss and accuracy (a multi-label run's: AUC) per epoch over all training phases, a
+    line between phases."""
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 3.6))
     histories = [p["history"] for p in phases]
-    for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
+    score = "auc" if any("auc" in h for h in histories) else "accuracy"
+    for key, axes in (("loss", loss_axes), (score, accuracy_axes)):
         for prefix, style in (("", "-o"), ("val_", "-s")):
             values = [v for h in histories for v in h.get(prefix + key, [])]
             if values:

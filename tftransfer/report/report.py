@@ -56,10 +56,43 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
         figures["reliability_diagram"] = plots.reliability_diagram(reliability["before"],
                                                                    reliability["after"])
     if augmented_images is not None:
-        titles = [class_names[int(k)] for k in augmented_labels]
+        titles = [_title(label, class_names) for label in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
     figures.update(comparison.report_figures(metrics))
     return figures
+
+
+def _title(label, class_names) -> str:
+    """A sample's class, or a multi-hot label's names joined by spaces."""
+    if getattr(label, "ndim", 0) == 1:
+        return " ".join(name for name, hot in zip(class_names, label) if hot > 0.5)
+    return class_names[int(label)]
+
+
+_MULTI_LABEL_COLUMNS = (("mean_average_precision", "mAP"), ("micro_f1", "micro-F1"),
+                        ("macro_f1", "macro-F1"), ("auc_roc_macro", "AUC-ROC"),
+                        ("exact_match", "exact match"), ("loss", "loss"),
+                        ("num_examples", "examples"))
+
+
+def _multi_label_blocks(block: Mapping) -> list:
+    """A --labels_csv run's scores: each split at the per-label thresholds, and per label."""
+    splits = [s for s in ("validation", "test") if s in block]
+    blocks = [Heading("Multi-label metrics"),
+              Paragraph(f"A sigmoid per label; each label's threshold maximises its F1 on "
+                        f"the {block['thresholds_from']} split and is baked into the export. "
+                        f"mAP is the mean over labels of the average precision."),
+              Table(["split"] + [label for _, label in _MULTI_LABEL_COLUMNS],
+                    [[s] + [block[s].get(key) for key, _ in _MULTI_LABEL_COLUMNS]
+                     for s in splits])]
+    if splits:
+        blocks += [Paragraph(f"Per label ({splits[-1]} split):"),
+                   Table(["label", "threshold", "average precision", "AUC-ROC", "precision",
+                          "recall", "F1", "support"],
+                         [(r["label"], r["threshold"], r["average_precision"], r["auc_roc"],
+                           r["precision"], r["recall"], r["f1"], r["support"])
+                          for r in block[splits[-1]]["per_label"]])]
+    return blocks
 
 
 def _changed_flags(saved_config: Mapping) -> list[tuple]:
@@ -185,12 +218,15 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     class_names = metrics.get("class_names", [])
     figure = lambda name, caption: ([Figure(figure_paths[name], caption)]  # noqa: E731
                                     if name in figure_paths else [])
-    test_accuracy = metrics.get("test", metrics.get("validation", {})).get("accuracy")
+    scored = metrics.get("multi_label", metrics)
+    score_name = "mAP" if "multi_label" in metrics else "accuracy"
+    test_accuracy = scored.get("test", scored.get("validation", {})).get(
+        "mean_average_precision" if "multi_label" in metrics else "accuracy")
     blocks = [Heading("tftransfer run report", 1),
               Paragraph(f"Dataset {saved_config['data']['dataset']}, backbone "
-                        f"{saved_config['backbone']['hub_handle']}; accuracy "
+                        f"{saved_config['backbone']['hub_handle']}; {score_name} "
                         f"{test_accuracy if test_accuracy is None else f'{test_accuracy:.4f}'}"
-                        f" on the {'test' if 'test' in metrics else 'validation'} split."),
+                        f" on the {'test' if 'test' in scored else 'validation'} split."),
               Heading("Configuration"),
               Table(["flag", "value", "default"], _changed_flags(saved_config))]
     if saved_config.get("chosen_hyperparameters"):
@@ -216,7 +252,8 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
         blocks += figure("learning_rate_range", "Learning-rate range test (--learning_rate="
                          f"find): {metrics['lr_find']['suggested_learning_rate']:.2g} used")
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
-    blocks += _metric_blocks(metrics)
+    blocks += (_multi_label_blocks(metrics["multi_label"]) if "multi_label" in metrics
+               else _metric_blocks(metrics))
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
     if "roc_curves" in metrics:
         blocks += figure("roc_curves", f"One-vs-rest ROC curves ({metrics['roc_curves']['split']}"

@@ -17,6 +17,8 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
+from tftransfer.evaluate.multi_label import SCALAR_KEYS as MULTI_LABEL_SCALAR_KEYS
+
 SCALAR_KEYS = ("accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
                "auc_roc_macro_ovr", "expected_calibration_error", "loss")
 # The summary writes its figures as TensorBoard images; these are their tags.
@@ -71,16 +73,41 @@ def _write_calibration(calibration: Mapping, step: int) -> None:
                                   calibration[split][f"ece_{when}"], step=step)
 
 
+def _write_hparams(flat_config: Mapping, logdir: str) -> None:
+    hparams_api.hparams({k: _hparam_value(v) for k, v in flat_config.items()},
+                        trial_id=os.path.basename(os.path.dirname(os.path.abspath(logdir))))
+
+
+def _write_multi_label(block: Mapping, step: int) -> None:
+    """A multi-label run's scores (metrics.json's `multi_label`): each split's scalars, also
+    as hparams/ metrics, and the per-label table of the test split (else validation)."""
+    for split in ("validation", "test"):
+        for key in MULTI_LABEL_SCALAR_KEYS:
+            if isinstance(block.get(split, {}).get(key), float):
+                tf.summary.scalar(f"{split}/{key}", block[split][key], step=step)
+                if split == "test" or "test" not in block:
+                    tf.summary.scalar(f"hparams/{key}", block[split][key], step=step)
+    shown = "test" if "test" in block else "validation" if "validation" in block else None
+    if shown:
+        lines = ["| label | threshold | AP | AUC | F1 | support |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['label']} | {r['threshold']:.3f} | {r['average_precision']} | "
+                  f"{r['auc_roc']} | {r['f1']:.3f} | {r['support']} |"
+                  for r in block[shown]["per_label"]]
+        tf.summary.text("metrics/per_label", "\n".join(lines), step=step)
+
+
 def write_run_summaries(logdir: str, flat_config: Mapping, split_metrics: Mapping[str, dict],
                         predictions: Mapping, class_names: Sequence[str],
                         figures: Mapping[str, bytes], step: int,
-                        calibration: Mapping | None = None) -> str:
+                        calibration: Mapping | None = None,
+                        multi_label: Mapping | None = None) -> str:
     """Writes the run's final summaries at `step` (the last epoch); returns their folder.
 
     `predictions` maps a split to (labels, probabilities); PR curves use the test split
     (or validation without one). `figures` maps FIGURE_TAGS keys to PNG bytes.
     `calibration`: metrics.json's block of --calibrate, written as the temperature and
-    each split's ECE before and after."""
+    each split's ECE before and after. `multi_label`: metrics.json's block of a
+    --labels_csv run, whose scores are written instead of `split_metrics`'."""
     folder = os.path.join(logdir, "evaluation")
     writer = tf.summary.create_file_writer(folder)
     with writer.as_default():
@@ -94,15 +121,16 @@ def write_run_summaries(logdir: str, flat_config: Mapping, split_metrics: Mappin
         tf.summary.text("metrics/summary", _metrics_markdown(split_metrics), step=step)
         if calibration:
             _write_calibration(calibration, step)
+        if multi_label:
+            _write_hparams(flat_config, logdir)
+            _write_multi_label(multi_label, step)
         split = "test" if "test" in predictions else next(iter(predictions), None)
         if split is not None:
             labels, probabilities = predictions[split]
             _write_pr_curves(np.asarray(labels), np.asarray(probabilities), class_names, step)
             tf.summary.text("metrics/per_class", _per_class_markdown(
                 split_metrics[split]["per_class"]), step=step)
-            hparams_api.hparams({k: _hparam_value(v) for k, v in flat_config.items()},
-                                trial_id=os.path.basename(os.path.dirname(
-                                    os.path.abspath(logdir))))
+            _write_hparams(flat_config, logdir)
             for key in SCALAR_KEYS:
                 if isinstance(split_metrics[split].get(key), float):
                     tf.summary.scalar(f"hparams/{key}", split_metrics[split][key], step=step)

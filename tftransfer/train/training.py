@@ -121,6 +121,11 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
     return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
+def multi_hot(train_data) -> bool:
+    """Whether batches of `train_data` hold multi-hot label vectors (a multi-label run)."""
+    return train_data.element_spec[1].shape.rank == 2
+
+
 def _rate_factors(backbone: HubBackbone | None, depth: int,
                   cfg: RunConfig) -> dict[int, float] | None:
     """--layer_lr_decay's factors for a phase that fine-tunes the backbone."""
@@ -151,7 +156,8 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           epochs * steps, warmup_steps,
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
                                           if backbone is None else 1,
-                                          _rate_factors(backbone, depth, cfg))
+                                          _rate_factors(backbone, depth, cfg),
+                                          multi_label=multi_hot(train_data))
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights),
@@ -308,19 +314,19 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
         callbacks.append(StopAtDeadline(deadline))
     backup_dir = os.path.join(cfg.output_dir, run_folder.BACKUP)
     resumed_best = _open_backup(backup_dir, cfg)
-    best_checkpoint = None
+    best_checkpoint, monitor = None, compile_lib.monitored(data.multi_label)
     if data.validation is not None:
         # One instance for all phases: phase 2 must beat phase 1's best to replace it.
         # A resumed run must beat the best from before the interruption.
         best_checkpoint = keras.callbacks.ModelCheckpoint(
-            best_path, monitor="val_accuracy", save_best_only=True, save_weights_only=True,
+            best_path, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
             initial_value_threshold=resumed_best)
         callbacks.append(best_checkpoint)
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: _record_best(
             backup_dir, best_checkpoint.best)))
         if cfg.train.early_stopping_patience:
             callbacks.append(ResumableEarlyStopping(
-                os.path.join(backup_dir, "early_stopping.json"), monitor="val_accuracy", mode="max",
+                os.path.join(backup_dir, "early_stopping.json"), monitor=monitor, mode="max",
                 patience=cfg.train.early_stopping_patience))
     try:
         phases = run_phases(classifier, backbone, data.train, data.validation,
@@ -334,5 +340,5 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
     if best_checkpoint is not None and os.path.exists(best_path):
         classifier.load_weights(best_path)
         best = float(best_checkpoint.best)
-        logging.info("Restored the best weights: validation accuracy %.4f", best)
+        logging.info("Restored the best weights: %s %.4f", monitor, best)
     return TrainResult(phases, best)
