@@ -99,3 +99,62 @@ def test_erase_fills_one_rectangle_of_noise_in_about_half_the_images():
     assert areas.max() > 4 * areas.min()               # the size varies
     assert out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_array_equal(out, augment.augment_batch(images, SEED, ("erase",)))
+
+
+def _labelled(images, num_classes=4):
+    labels = np.arange(len(images)) % num_classes
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), labels
+
+
+def _one_epoch(ds):
+    batches = list(ds.as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+@pytest.mark.parametrize("names", [("mixup",), ("cutmix",), ("flip", "mixup", "cutmix")])
+def test_mixing_gives_soft_labels_that_sum_to_one_and_mix_pairs(images, names):
+    ds, labels = _labelled(images)
+    mixed = augment.seeded_batches(ds, 3).map(augment.augmenter(names, num_classes=4))
+    out, soft = _one_epoch(mixed)
+    assert out.shape == images.shape and out.dtype == np.float32
+    assert soft.shape == (16, 4) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-5)
+    assert soft.min() >= 0.0
+    assert (soft.max(axis=1) < 0.999).any()            # some labels are mixed ...
+    # ... and only ever with a label of the same batch, so each share names a batch class.
+    for batch in range(2):
+        present = set(labels[batch * 8:(batch + 1) * 8])
+        assert set(np.flatnonzero(soft[batch * 8:(batch + 1) * 8].sum(axis=0))) <= present
+    assert not np.allclose(out, images)
+    np.testing.assert_array_equal(out, _one_epoch(
+        augment.seeded_batches(ds, 3).map(augment.augmenter(names, num_classes=4)))[0])
+
+
+def test_cutmix_labels_share_as_the_pixels_do():
+    images = np.random.default_rng(1).random((32, 32, 32, 3), dtype=np.float32)
+    labels = np.arange(32)  # all distinct: a label's share is its own image's
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    out, soft = _one_epoch(augment.seeded_batches(ds, 1).map(
+        augment.augmenter(("cutmix",), num_classes=32)))
+    kept = np.isclose(out, images).all(axis=-1).mean(axis=(1, 2))
+    own_share = soft[np.arange(32), labels]
+    np.testing.assert_allclose(kept, own_share, atol=0.1)  # a box's pixels vs its area
+    assert ((kept > 0.05) & (kept < 0.95)).sum() >= 8
+
+
+def test_randaugment_keeps_range_labels_and_is_reproducible(images):
+    ds, labels = _labelled(images)
+
+    def epoch(seed):
+        return _one_epoch(augment.seeded_batches(ds, seed).map(
+            augment.augmenter(("flip", "randaugment")), num_parallel_calls=tf.data.AUTOTUNE))
+    out, kept_labels = epoch(4)
+    assert out.min() >= 0.0 and out.max() <= 1.0 and not np.allclose(out, images)
+    np.testing.assert_array_equal(kept_labels, labels)
+    np.testing.assert_array_equal(out, epoch(4)[0])
+    assert not np.allclose(out, epoch(5)[0])
+
+
+def test_mixing_needs_the_number_of_classes():
+    with pytest.raises(ValueError, match="number of classes"):
+        augment.augmenter(("mixup",))

@@ -24,7 +24,8 @@ SEARCHES = ("auto", "none", "hyperband", "bayesian", "random")
 CLASS_WEIGHTS = ("none", "balanced")
 BUDGET_SEARCH = "random"   # what --search=auto runs within a --time_budget (BUILD.md: why)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
+AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase",
+                 "randaugment", "mixup", "cutmix")
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
@@ -69,8 +70,9 @@ class DataConfig:
     augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(
         ("flip", "crop", "rotation", "contrast"),
-        "Augmentations; flip, crop, rotation and zoom share one resampling; erase "
-        "(random erasing) comes last.",
+        "Augmentations; flip, crop, rotation and zoom share one resampling; randaugment "
+        "(Keras's RandAugment) and erase (random erasing) follow; mixup and cutmix mix "
+        "pairs of a batch's images and labels last (both: one of them per batch).",
         choices=AUGMENTATIONS)
     cache: str = field("auto", "Cache decoded images: auto (memory if it fits), memory, "
                        "disk (under output_dir), none.", choices=CACHE_MODES)

@@ -33,6 +33,15 @@ def _read_json(output_dir: str, name: str) -> dict | None:
     return atomic.read_json(os.path.join(output_dir, name))
 
 
+def _sample_title(label, class_names) -> str:
+    """A training sample's class; a mixed one's (mixup, cutmix) two largest shares."""
+    if not hasattr(label, "__len__"):
+        return class_names[int(label)]
+    shares = [float(share) for share in label]
+    top = sorted(range(len(shares)), key=lambda k: -shares[k])[:2]
+    return " / ".join(f"{class_names[k]} {shares[k]:.0%}" for k in top if shares[k] > 0.005)
+
+
 def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_labels=None):
     """{name: PNG bytes}: learning curves, the confusion matrix of the test split (else
     validation), its ROC curves, the reliability diagram of --calibrate and, given a
@@ -56,7 +65,7 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
         figures["reliability_diagram"] = plots.reliability_diagram(reliability["before"],
                                                                    reliability["after"])
     if augmented_images is not None:
-        titles = [class_names[int(k)] for k in augmented_labels]
+        titles = [_sample_title(label, class_names) for label in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
     figures.update(comparison.report_figures(metrics))
     return figures
