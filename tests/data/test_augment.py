@@ -158,3 +158,39 @@ def test_randaugment_keeps_range_labels_and_is_reproducible(images):
 def test_mixing_needs_the_number_of_classes():
     with pytest.raises(ValueError, match="number of classes"):
         augment.augmenter(("mixup",))
+
+
+def _load(tmp_path, folder, hub="", **values):
+    from conftest import make_config
+
+    from tftransfer.data import pipeline
+
+    cfg = make_config(tmp_path, dataset=folder, hub_handle=hub or "https://example.org/m",
+                      **values)
+    return cfg, pipeline.load_data(cfg.data, cfg.seed, "")
+
+
+def test_only_the_training_split_is_mixed(tmp_path, color_folder):
+    _, plain = _load(tmp_path, color_folder, augmentations=("flip",))
+    _, mixed = _load(tmp_path, color_folder, augmentations=("flip", "mixup", "cutmix"))
+    images, labels = next(iter(mixed.train))
+    assert labels.shape == (images.shape[0], mixed.num_classes)
+    for split in ("validation", "test"):
+        for (x, y), (x_plain, y_plain) in zip(getattr(mixed, split), getattr(plain, split)):
+            assert y.dtype == tf.int32 and y.shape.rank == 1
+            np.testing.assert_array_equal(x, x_plain)
+            np.testing.assert_array_equal(y, y_plain)
+
+
+def test_a_tiny_training_with_mixing_learns(tmp_path, tiny_hub_dir, color_folder):
+    from tftransfer.model import classifier as model_lib
+    from tftransfer.train import training as train_lib
+
+    cfg, data = _load(tmp_path, color_folder, tiny_hub_dir, epochs=4, head_epochs=4,
+                      learning_rate=0.05, early_stopping_patience=0, label_smoothing=0.1,
+                      class_weight="balanced", augmentations=("flip", "mixup", "cutmix"))
+    classifier = model_lib.build_model(cfg, data.num_classes)
+    result = train_lib.train(classifier, classifier.backbone, data, cfg)
+    losses = result.phases[0].history["loss"]
+    assert losses[-1] < losses[0]
+    assert result.best_validation_accuracy > 0.6  # 3 colour classes: chance is 1/3
