@@ -57,3 +57,37 @@ def test_calibrate_needs_a_validation_split(over_confident):
     scores, predictions = splits.evaluate_splits(classifier, no_validation)
     with pytest.raises(DataError, match="^--calibrate: the data has no validation split"):
         splits.calibrate(classifier, no_validation, scores, predictions)
+
+
+def _colour_model(image_size: int, num_classes: int, flip_invariant: bool):
+    """A random model that is mirror-invariant (it sees only mean colours) or not (a dense
+    layer on every pixel)."""
+    import keras
+    keras.utils.set_random_seed(3)
+    images = keras.Input((image_size, image_size, 3))
+    pooled = (keras.layers.GlobalAveragePooling2D() if flip_invariant
+              else keras.layers.Flatten())(images)
+    logits = keras.layers.Dense(num_classes)(pooled)
+    return keras.Model(images, keras.layers.Softmax()(keras.layers.Rescaling(30.0)(logits)))
+
+
+@pytest.mark.parametrize("flip_invariant", [False, True])
+def test_flip_tta_changes_only_what_a_mirror_changes(over_confident, flip_invariant):
+    _, data = over_confident
+    image_size = next(iter(data.test))[0].shape[1]
+    model = _colour_model(image_size, data.num_classes, flip_invariant)
+    plain, plain_predictions = splits.evaluate_splits(model, data)
+    flipped, flipped_predictions = splits.evaluate_splits(model, data, "flip")
+    for split in ("validation", "test"):
+        difference = np.abs(plain_predictions[split][1] - flipped_predictions[split][1]).max()
+        assert (difference < 1e-5) if flip_invariant else (difference > 1e-3)
+    block = splits.tta_block(model, data, "flip", flipped)
+    assert block["mode"] == "flip"
+    for split in ("validation", "test"):
+        assert block[split]["accuracy"] == flipped[split]["accuracy"]
+        assert block[split]["accuracy_without_tta"] == plain[split]["accuracy"]
+        assert block[split]["loss_without_tta"] == pytest.approx(plain[split]["loss"])
+        if flip_invariant:
+            assert block[split]["loss"] == pytest.approx(plain[split]["loss"], abs=1e-5)
+        else:
+            assert block[split]["loss"] != pytest.approx(plain[split]["loss"], abs=1e-5)

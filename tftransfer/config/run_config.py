@@ -29,6 +29,7 @@ AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
+TTA_MODES = ("none", "flip")
 FIND_LEARNING_RATE = "find"  # --learning_rate=find
 NATIVE_IMAGE_SIZE = 224     # what --image_size=0 trains at without a search
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
@@ -134,6 +135,10 @@ class TrainConfig:
     calibrate: bool = field(False, "After training, fit one softmax temperature on the "
                                    "validation split (minimising its NLL) and fold it into "
                                    "the model that is evaluated and exported.")
+    tta: str = field("none", "Test-time augmentation of the evaluation: flip averages the "
+                             "probabilities of each image and its mirror; metrics.json's "
+                             "validation and test metrics are then those, and its tta block "
+                             "holds the accuracy without.", choices=TTA_MODES)
     early_stopping_patience: int = field(3, "Epochs without validation improvement "
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")
@@ -169,6 +174,8 @@ class SearchConfig:
 class ExportConfig:
     export_version: int = field(0, "SavedModel version sub-folder under saved_model/ "
                                    "(TF Serving layout); 0: one above the highest present.")
+    export_tta: bool = field(False, "Export the flip test-time augmentation (as --tta=flip) "
+                                    "in every signature, and in the TFLite and ONNX models.")
     warmup_requests: int = field(8, "TF Serving warm-up records from validation images; "
                                     "0: none.")
 
