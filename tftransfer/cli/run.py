@@ -192,7 +192,7 @@ def _export(cfg, classifier, data, trained) -> tuple[str, dict]:
     from tftransfer.export import measure, saved_model as export, serving_warmup as warmup
     from tftransfer.model import tta
 
-    exported = tta.with_tta(classifier, "flip" if cfg.export.export_tta else "none")
+    exported = tta.for_export(classifier, cfg.export.export_tta)
     export_dir = export.export_saved_model(
         exported, data.class_names, cfg.data.image_size, classifier.backbone.module,
         os.path.join(cfg.output_dir, run_folder.SAVED_MODEL), version=cfg.export.export_version,

@@ -40,3 +40,9 @@ def with_tta(model: keras.Model, mode: str) -> keras.Model:
     if mode == TTA_FLIP:
         return flip_averaged(model)
     raise ValueError(f"unknown test-time augmentation {mode!r}")
+
+
+def for_export(model: keras.Model, export_tta: bool) -> keras.Model:
+    """What an export (SavedModel, TFLite, ONNX) is built from: with --export_tta, the flip
+    average."""
+    return with_tta(model, TTA_FLIP if export_tta else TTA_NONE)
