@@ -152,6 +152,17 @@ def _metric_blocks(metrics: Mapping) -> list:
     return blocks
 
 
+def _tta_blocks(tta: Mapping) -> list:
+    rows = [(split, tta[split]["accuracy_without_tta"], tta[split]["accuracy"],
+             tta[split]["loss_without_tta"], tta[split]["loss"])
+            for split in ("validation", "test") if split in tta]
+    return [Heading("Test-time augmentation"),
+            Paragraph(f"--tta={tta['mode']}: each image's probabilities are averaged with its "
+                      f"horizontal mirror's. The metrics above are those averages."),
+            Table(["split", "accuracy without", "accuracy with", "loss without",
+                   "loss with"], rows)]
+
+
 def _calibration_blocks(calibration: Mapping) -> list:
     rows = [(split, *(calibration[split][f"{key}_{when}"] for key in ("ece", "nll", "accuracy")
                       for when in ("before", "after")))
@@ -227,6 +238,8 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     blocks += figure("learning_curves", "Learning curves (dotted: start of fine-tuning)")
     blocks += _metric_blocks(metrics)
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
+    if "tta" in metrics:
+        blocks += _tta_blocks(metrics["tta"])
     if "roc_curves" in metrics:
         blocks += figure("roc_curves", f"One-vs-rest ROC curves ({metrics['roc_curves']['split']}"
                                        f" split; AUC in brackets)")
