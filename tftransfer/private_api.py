@@ -55,6 +55,10 @@ PRIVATE_NAMES = (
                 "BackupAndRestore sets it when it resumes a fit and Keras never resets "
                 "it, so fit() would start the next phase there: reset before each phase, "
                 "and read to tell a resumed phase from a fresh one."),
+    PrivateName("keras.layers.RandAugment", "_get_seed_generator", "override", ("backend",),
+                "Where RandAugment draws its seeds; it ignores a seed passed to "
+                "get_random_transformation, and its own SeedGenerator is a variable whose "
+                "draws a parallel tf.data map would order differently in each run."),
 )
 
 
@@ -87,6 +91,18 @@ class TunerStateFile:
         if not self._is_worker():
             self.oracle.save()
         self.write_state(self._get_tuner_fname(), self.get_state())
+
+
+class SeedsFromBatch:
+    """Keras preprocessing-layer mixin: while `batch_seeds` is set (a SeedGenerator), the
+    layer draws from it instead of its own stateful generator."""
+
+    batch_seeds = None
+
+    def _get_seed_generator(self, backend=None):
+        if self.batch_seeds is not None:
+            return self.batch_seeds
+        return super()._get_seed_generator(backend)
 
 
 def trial_checkpoint(project_dir: str, trial_id: str) -> str:

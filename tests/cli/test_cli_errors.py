@@ -64,9 +64,11 @@ BEFORE_TENSORFLOW = [
      "error: flag --epochs=abc: invalid literal for int() with base 10: 'abc'"),
     ("not a list of integers", [*BASE, "--head_units=a,b"],
      "error: --head_units: expected a comma-separated list of ints, got ['a', 'b']"),
-    ("unknown augmentation", [*BASE, "--augmentations=flip,mixup"],
-     "error: --augmentations: unknown ['mixup']; choose from flip, crop, rotation, zoom, "
-     "contrast, brightness, erase"),
+    ("unknown augmentation", [*BASE, "--augmentations=flip,mixin"],
+     "error: --augmentations: unknown ['mixin']; choose from flip, crop, rotation, zoom, "
+     "contrast, brightness, erase, randaugment, mixup, cutmix"),
+    ("unknown tta", [*BASE, "--tta=five_crop"],
+     "error: flag --tta=five_crop: value should be one of <none|flip>"),
     ("bad regex", [*BASE, "--block_pattern=(unclosed"],
      "error: --block_pattern: invalid regex: missing ), unterminated subpattern at position 0"),
     ("search space not JSON", [*BASE, "--search=random", "--search_space={tmp}/bad.json"],

@@ -130,6 +130,30 @@ def test_mirrored_strategy_with_two_replicas_trains_and_exports(tmp_path, tiny_h
     assert os.path.isfile(os.path.join(outputs.export_dir, "saved_model.pb"))
 
 
+def test_a_run_with_mixing_and_flip_tta_evaluates_and_exports_the_average(tmp_path,
+                                                                         tiny_hub_dir,
+                                                                         color_folder):
+    cfg = make_config(tmp_path, dataset=color_folder, hub_handle=tiny_hub_dir, epochs=3,
+                      head_epochs=3, learning_rate=0.05, early_stopping_patience=0,
+                      augmentations=["flip", "mixup", "cutmix"], tta="flip", export_tta=True,
+                      export_tflite=["float"], warmup_requests=0)
+    metrics = run_lib.run(cfg).metrics
+    block = metrics["tta"]
+    assert block["mode"] == "flip"
+    for split in ("validation", "test"):
+        assert block[split]["accuracy"] == metrics[split]["accuracy"]
+        assert block[split]["loss"] == pytest.approx(metrics[split]["loss"])
+        assert block[split]["loss"] != pytest.approx(block[split]["loss_without_tta"],
+                                                     abs=1e-6)
+    assert metrics["test"]["accuracy"] > 0.5  # 3 colour classes: chance is 1/3
+    # The export and the TFLite model average too: they score what the evaluation did.
+    rows = json.load(open(tmp_path / "compression.json"))["variants"]
+    for row in rows:
+        assert row["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    report = open(tmp_path / "report.md", encoding="utf-8").read()
+    assert "## Test-time augmentation" in report
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "tftransfer.run", *args], capture_output=True,
                           text=True, timeout=600)

@@ -43,6 +43,20 @@ def test_float_variant_runs_any_batch_like_keras(small_model, tmp_path):
         np.testing.assert_allclose(predictor(images[:batch]), expected[:batch], atol=1e-5)
 
 
+def test_a_flip_averaged_model_converts_with_its_average(small_model, tmp_path):
+    """--export_tta: the TFLite model built from the wrapper averages as the export does."""
+    from tftransfer.model import tta
+
+    averaged = tta.for_export(small_model, export_tta=True)
+    predictor = tflite.InterpreterPredictor(tflite.write_model(averaged, "float",
+                                                               str(tmp_path)))
+    images = np.random.default_rng(1).random((5, 8, 8, 3), dtype=np.float32)
+    expected = (small_model.predict(images, verbose=0)
+                + small_model.predict(images[:, :, ::-1], verbose=0)) / 2
+    assert np.abs(expected - small_model.predict(images, verbose=0)).max() > 1e-4
+    np.testing.assert_allclose(predictor(images), expected, atol=1e-5)
+
+
 def test_conversion_logs_rather_than_prints_the_keras_export_listing(small_model, capsys):
     keras.config.enable_interactive_logging()
     tflite.convert(small_model, "float")

@@ -185,3 +185,29 @@ def test_both_signatures_return_the_temperature_scaled_probabilities(exported, t
         np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
         assert [c.decode() for c in outputs["classes"].numpy()] == [
             exported.data.class_names[i] for i in original.argmax(axis=1)]
+
+
+def test_an_export_with_flip_tta_serves_the_averaged_probabilities(exported, tmp_path):
+    """--export_tta: both signatures average the image and its mirror."""
+    from tftransfer.model import tta
+
+    averaged = tta.with_tta(exported.classifier, "flip")
+    version_dir = export.export_saved_model(averaged, exported.data.class_names, 24,
+                                            exported.backbone.module, str(tmp_path))
+    signatures = tf.saved_model.load(version_dir).signatures
+    pixels = np.random.default_rng(2).integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+    images = np.stack([preprocess.preprocess_pixels(p, 24) for p in pixels])
+    plain = exported.classifier.predict(images, verbose=0)
+    mirrored = exported.classifier.predict(images[:, :, ::-1], verbose=0)
+    expected = (plain + mirrored) / 2
+    assert np.abs(expected - plain).max() > 1e-4  # the tiny backbone is not mirror-invariant
+    served = signatures["serving_pixels"](pixels=tf.constant(pixels))
+    encoded = [tf.io.encode_png(p).numpy() for p in pixels]
+    served_bytes = signatures["serving_default"](images=tf.constant(encoded))
+    for outputs in (served, served_bytes):
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+        assert [c.decode() for c in outputs["classes"].numpy()] == [
+            exported.data.class_names[i] for i in expected.argmax(axis=1)]
+    saved = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    assert len([name for name in saved.get_variable_to_shape_map()
+                if name.endswith("VARIABLE_VALUE")]) == len(exported.classifier.variables)

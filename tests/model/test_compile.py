@@ -82,3 +82,23 @@ def test_multi_label_compiles_binary_crossentropy_and_monitors_auc():
     assert logs["loss"] == pytest.approx(float(expected), rel=1e-4)
     assert compile_lib.monitored(True) == "val_auc"
     assert compile_lib.monitored(False) == "val_accuracy"
+
+
+def test_soft_labels_take_the_same_smoothed_loss_as_their_one_hot_integers():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    loss = compile_lib.SmoothedSparseCrossentropy(3, 0.3)
+    one_hot = np.eye(3, dtype=np.float32)[[0, 2]]
+    np.testing.assert_allclose(float(loss(one_hot, probs)), float(loss(np.array([0, 2]), probs)),
+                               rtol=1e-6)
+    mixed = np.array([[0.6, 0.4, 0.0]], np.float32)
+    target = mixed[0] * 0.7 + 0.1   # smoothing spreads 0.3 over the 3 classes
+    np.testing.assert_allclose(float(loss(mixed, probs[:1])),
+                               -(target * np.log(probs[0])).sum(), rtol=1e-5)
+
+
+def test_accuracy_counts_a_soft_label_as_its_largest_share():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    for labels in (np.array([0, 1]), np.array([[0.8, 0.2, 0.0], [0.0, 0.6, 0.4]], np.float32)):
+        accuracy = compile_lib.metrics(3)[0]
+        accuracy.update_state(labels, probs)
+        assert float(accuracy.result()) == 0.5

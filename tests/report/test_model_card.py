@@ -69,7 +69,8 @@ def _headings(card):
 
 
 def test_the_card_holds_every_section_with_correct_intervals(tmp_path):
-    config = {**_config(tmp_path, learning_rate=0.01, robustness_eval=True),
+    config = {**_config(tmp_path, learning_rate=0.01, robustness_eval=True, tta="flip",
+                        export_tta=True),
               "chosen_hyperparameters": {"dropout": 0.3, "optimizer": "adam"}}
     metrics = _metrics()
     metrics["robustness"] = {"split": "test", "examples": 60, "clean_accuracy": 0.9,
@@ -99,6 +100,7 @@ def test_the_card_holds_every_section_with_correct_intervals(tmp_path):
     assert "Licence of the backbone's weights: Apache 2.0." in card
     assert "Backbone: `https://example.org/m`, Lite0." in card
     assert "| --learning_rate | 0.01 |" in card and "| dropout | 0.3 |" in card
+    assert "| --tta | flip |" in card and "| --export_tta | True |" in card
     assert "Search: random, 2 trials (1 completed); best val_accuracy 0.9000." in card
     assert "under PGD (10 steps" in card and "do not use the model where inputs" in card
     assert "rest on 60 images" in card

@@ -171,3 +171,23 @@ def test_report_shows_roc_curves_and_the_calibration(finished_run):
     assert (f"| test | {row['ece_before']:.4g} | {row['ece_after']:.4g} | "
             f"{row['nll_before']:.4g} | {row['nll_after']:.4g} |") in text
     assert "![Reliability diagram before and after temperature scaling (test split)]" in text
+
+
+def test_report_shows_the_test_time_augmentation_gain(finished_run):
+    folder, metrics = finished_run
+    metrics = {**metrics, "tta": {"mode": "flip", "test": {
+        "accuracy": 0.75, "accuracy_without_tta": 0.7, "loss": 0.61, "loss_without_tta": 0.66}}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    markdown_path, _ = report.write_report(str(folder), report.run_figures(metrics, NAMES))
+    text = open(markdown_path, encoding="utf-8").read()
+    assert "## Test-time augmentation" in text and "--tta=flip" in text
+    assert "| test | 0.7 | 0.75 | 0.66 | 0.61 |" in text
+
+
+def test_mixed_training_samples_are_titled_by_their_two_largest_shares(finished_run):
+    _, metrics = finished_run
+    soft = np.array([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    assert report._sample_title(soft[0], NAMES) == "cat 70% / dog 30%"
+    assert report._sample_title(soft[1], NAMES) == "bird 100%"
+    figures = report.run_figures(metrics, NAMES, np.zeros((2, 8, 8, 3)), soft)
+    assert "augmented_samples" in figures

@@ -115,6 +115,8 @@ def test_overrides_from_json(tmp_path):
     ({"optimizer": ["adam", "lion"]}, "optimizer choices"),
     ({"dropout": []}, "empty choice list"),
     ({"class_weight": ["none", "inverse"]}, "class_weight values"),
+    ({"augmentations": ["flip", "flip,mixin"]}, "augmentations values"),
+    ({"augmentations": [["flip"]]}, "augmentations values"),
 ])
 def test_bad_overrides_name_the_flag(tmp_path, content, message):
     path = tmp_path / "space.json"
@@ -137,3 +139,17 @@ def test_opt_in_entries_are_searched_only_when_named(tmp_path):
     assert not set(ss.OPT_IN) & set(ss.default_space(prior(500, 3), False, 32))
     trial = from_flat(ss.to_flag_values({"layer_lr_decay": 0.7, "ema": True}))
     assert trial.train.layer_lr_decay == 0.7 and trial.train.ema
+
+
+def test_augmentations_are_an_opt_in_dimension_of_name_lists(tmp_path):
+    from tftransfer.config.run_config import from_flat, to_flat
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"augmentations": ["flip,crop", "flip,crop,mixup",
+                                                  "randaugment,cutmix"]}))
+    parsed = ss.load_overrides(str(path))
+    assert parsed["augmentations"].values[1] == "flip,crop,mixup"
+    trial = from_flat(ss.to_flag_values({"augmentations": "randaugment,cutmix"}))
+    assert trial.data.augmentations == ("randaugment", "cutmix")
+    flat = to_flat(from_flat({"augmentations": ("flip", "crop", "mixup")}))
+    started = ss.start_at_flags(parsed, flat)
+    assert started["augmentations"].values[0] == "flip,crop,mixup"

@@ -288,3 +288,23 @@ def test_bayesian_search_completes_its_trials(tmp_path, tiny_hub_dir, color_fold
     cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, search="bayesian", max_trials=2)
     result = _search(cfg)
     assert [t["status"] for t in result.trials] == ["COMPLETED", "COMPLETED"]
+
+
+def test_trials_train_on_the_searched_augmentations_with_soft_labels(tmp_path, tiny_hub_dir,
+                                                                      color_folder,
+                                                                      monkeypatch):
+    from tftransfer.data import augment
+
+    built = []
+    original = augment.augmenter
+    monkeypatch.setattr(augment, "augmenter",
+                        lambda names, num_classes=0: built.append((names, num_classes))
+                        or original(names, num_classes))
+    cfg = _search_config(tmp_path, tiny_hub_dir, color_folder, max_trials=1,
+                         space={"augmentations": ["flip,mixup,cutmix"], "augment": [True],
+                                "fine_tune_depth": [0]})
+    result = _search(cfg)
+    assert result.best_values["augmentations"] == "flip,mixup,cutmix"
+    assert (("flip", "mixup", "cutmix"), 3) in built  # the trial's pipeline mixed labels
+    assert search.apply_values(cfg, result.best_values).data.augmentations == (
+        "flip", "mixup", "cutmix")

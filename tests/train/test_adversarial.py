@@ -162,3 +162,12 @@ def test_search_space_refuses_unknown_attacks(tmp_path):
     path.write_text(json.dumps({"adversarial": ["none", "cw"]}))
     with pytest.raises(ConfigError, match="adversarial values must be in"):
         search_space.load_overrides(str(path))
+
+
+def test_the_attack_loss_takes_one_hot_soft_labels_too():
+    probabilities = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    sparse = attacks.true_class_nll(tf.constant([0, 2]), probabilities)
+    one_hot = attacks.true_class_nll(tf.one_hot([0, 2], 3), probabilities)
+    np.testing.assert_allclose(one_hot, sparse, rtol=1e-6)
+    mixed = attacks.true_class_nll(tf.constant([[0.5, 0.5, 0.0]]), probabilities[:1])
+    np.testing.assert_allclose(mixed, [-(np.log(0.7) + np.log(0.2)) / 2], rtol=1e-5)

@@ -191,25 +191,27 @@ def _evaluate_multi_label(classifier, data, trained):
     return classifier, metrics, predictions
 
 
-def _evaluate(classifier, data, trained, calibrate: bool = False):
+def _evaluate(classifier, data, trained, calibrate: bool = False, tta: str = "none"):
     """(the classifier the later stages use: with --calibrate, the temperature-scaled one;
-    metrics.json's first blocks: each split's scores, the classes, the training, the data,
-    the calibration and the ROC curves; the predictions on each split)."""
+    metrics.json's first blocks: each split's scores (with --tta, its), the classes, the
+    training, the data, the test-time augmentation, the calibration and the ROC curves;
+    the predictions on each split)."""
     if data.multi_label:
         return _evaluate_multi_label(classifier, data, trained)
     from tftransfer.evaluate import metrics as classification_metrics, splits as evaluate
 
-    scores, predictions = evaluate.evaluate_splits(classifier, data)
-    calibration = {}
+    scores, predictions = evaluate.evaluate_splits(classifier, data, tta)
+    blocks = {}
+    if tta != "none":
+        blocks["tta"] = evaluate.tta_block(classifier, data, tta, scores)
     if calibrate:
-        classifier, scores, predictions, block = evaluate.calibrate(classifier, data, scores,
-                                                                    predictions)
-        calibration = {"calibration": block}
+        classifier, scores, predictions, blocks["calibration"] = evaluate.calibrate(
+            classifier, data, scores, predictions, tta)
     metrics = {**scores, "class_names": data.class_names,
                "training": {"phases": [vars(p) for p in trained.phases],
                             "best_validation_accuracy": trained.best_validation_accuracy},
                "data": {"sizes": data.sizes, "skipped": data.skipped,
-                        "class_counts": data.class_counts}, **calibration}
+                        "class_counts": data.class_counts}, **blocks}
     split = "test" if "test" in predictions else "validation"
     if split in predictions:
         metrics["roc_curves"] = {"split": split, **classification_metrics.roc_curves(
@@ -218,16 +220,19 @@ def _evaluate(classifier, data, trained, calibrate: bool = False):
 
 
 def _export(cfg, classifier, data, trained, thresholds=None) -> tuple[str, dict]:
-    """The SavedModel: (its folder, metrics.json's `performance` block). `thresholds`:
-    a multi-label run's, baked into the export."""
+    """The SavedModel (with --export_tta, of the flip-averaged classifier): (its folder,
+    metrics.json's `performance` block). `thresholds`: a multi-label run's, baked into the
+    export."""
     from tftransfer.export import measure, saved_model as export, serving_warmup as warmup
+    from tftransfer.model import tta
 
+    exported = tta.for_export(classifier, cfg.export.export_tta)
     export_dir = export.export_saved_model(
-        classifier, data.class_names, cfg.data.image_size, classifier.backbone.module,
+        exported, data.class_names, cfg.data.image_size, classifier.backbone.module,
         os.path.join(cfg.output_dir, run_folder.SAVED_MODEL), version=cfg.export.export_version,
         warmup_images=warmup.validation_images(data, cfg.export.warmup_requests),
         thresholds=thresholds)
-    performance = measure.performance_block(classifier, export_dir, cfg.data.image_size,
+    performance = measure.performance_block(exported, export_dir, cfg.data.image_size,
                                             serving_batch=cfg.data.batch_size)
     performance["training_images_per_second"] = {
         p.name: p.images_per_second for p in trained.phases}
@@ -309,7 +314,7 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     if ledger is not None:
         ledger.end_stage("final training")
     classifier, metrics, predictions = _evaluate(classifier, data, trained,
-                                                 final_cfg.train.calibrate)
+                                                 final_cfg.train.calibrate, final_cfg.train.tta)
     if cfg.train.learning_rate == FIND_LEARNING_RATE:
         metrics["lr_find"] = atomic.read_json(os.path.join(cfg.output_dir,
                                                            run_folder.LR_FIND_JSON))

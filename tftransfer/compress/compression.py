@@ -36,6 +36,7 @@ from tftransfer.evaluate import metrics as classification_metrics, performance, 
 from tftransfer.export import client as client_lib, signatures
 from tftransfer.export.layout import resolve_saved_model
 from tftransfer.model.classifier import TransferClassifier
+from tftransfer.model import tta
 from tftransfer.outputs import files as atomic, run_folder
 
 QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense)
@@ -97,10 +98,10 @@ def onnx_candidate(path: str) -> Candidate:
 
 
 def keras_int8_candidate(classifier: TransferClassifier, image_size: int,
-                         folder: str) -> Candidate:
-    """Keras int8 on a copy sharing the classifier's (unquantizable) backbone;
-    raises ValueError when nothing can be quantized or Keras refuses (e.g. a float16
-    compute dtype)."""
+                         folder: str, export_tta: bool = False) -> Candidate:
+    """Keras int8 on a copy sharing the classifier's (unquantizable) backbone, with
+    `export_tta` flip-averaged; raises ValueError when nothing can be quantized or Keras
+    refuses (e.g. a float16 compute dtype)."""
     quantized = classifier.clone(share_backbone=True)
     head = quantized.head
     if not any(isinstance(layer, QUANTIZABLE) for layer in head.layers):
@@ -109,7 +110,8 @@ def keras_int8_candidate(classifier: TransferClassifier, image_size: int,
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "classifier.weights.h5")
     quantized.save_weights(path)
-    call = tf.function(lambda images: quantized(images, training=False), input_signature=[
+    served = tta.for_export(quantized, export_tta)
+    call = tf.function(lambda images: served(images, training=False), input_signature=[
         tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
     layers = [layer.name for layer in head.layers if layer.quantization_mode == "int8"]
     return Candidate("keras_int8", "Keras (in-process)", path,
@@ -148,9 +150,11 @@ def _timing_images(dataset, batch: int) -> np.ndarray:
 
 
 def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
-    """Yields each requested compressed model; one that cannot be built is recorded in
-    `skipped` with its reason, so a finished training is never lost to it."""
+    """Yields each requested compressed model (with --export_tta, of the flip average, as
+    the SavedModel is); one that cannot be built is recorded in `skipped` with its reason,
+    so a finished training is never lost to it."""
     folder = os.path.join(cfg.output_dir, run_folder.TFLITE)
+    served = tta.for_export(classifier, cfg.export.export_tta)
     calibration = None
     for mode in cfg.compress.export_tflite:
         if mode == "int8" and calibration is None:
@@ -158,7 +162,7 @@ def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
                 data.train_unbatched, data.sizes["train"], cfg.compress.representative_examples,
                 cfg.seed)
         try:
-            path = tflite.write_model(classifier, mode, folder, calibration)
+            path = tflite.write_model(served, mode, folder, calibration)
         except Exception as e:  # ConverterError (not public API) or a calibration RuntimeError
             skipped.append({"variant": f"tflite_{mode}", "reason": first_line(e)})
             continue
@@ -166,7 +170,7 @@ def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
     if cfg.compress.export_onnx:
         try:
             candidate = onnx_candidate(onnx_export.write_model(
-                classifier, cfg.data.image_size, os.path.join(cfg.output_dir, run_folder.ONNX)))
+                served, cfg.data.image_size, os.path.join(cfg.output_dir, run_folder.ONNX)))
         except Exception as e:  # tf2onnx's and onnxruntime's errors have no common base
             skipped.append({"variant": "onnx", "reason": first_line(e)})
         else:
@@ -174,7 +178,8 @@ def _candidates(classifier, data: DataBundle, cfg: RunConfig, skipped: list):
     if cfg.compress.keras_int8:
         try:
             candidate = keras_int8_candidate(classifier, cfg.data.image_size,
-                                             os.path.join(cfg.output_dir, run_folder.KERAS_INT8))
+                                             os.path.join(cfg.output_dir, run_folder.KERAS_INT8),
+                                             cfg.export.export_tta)
         except ValueError as e:
             skipped.append({"variant": "keras_int8", "reason": first_line(e)})
         else:

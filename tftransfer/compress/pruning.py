@@ -20,6 +20,7 @@ from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.export import saved_model as export
 from tftransfer.model.classifier import TransferClassifier
+from tftransfer.model import tta
 from tftransfer.outputs import run_folder
 from tftransfer.train import training as train_lib
 
@@ -127,7 +128,8 @@ def prune_and_export(classifier: TransferClassifier, data: DataBundle,
                                   [keras.callbacks.TerminateOnNaN(), callback],
                                   class_counts=data.class_counts["train"])
     export_dir = export.export_saved_model(
-        pruned, data.class_names, cfg.data.image_size, pruned.backbone.module,
+        tta.for_export(pruned, cfg.export.export_tta), data.class_names,
+        cfg.data.image_size, pruned.backbone.module,
         os.path.join(cfg.output_dir, run_folder.PRUNED_SAVED_MODEL), version=1)
     summary = {
         "target_sparsity": cfg.compress.prune_sparsity,

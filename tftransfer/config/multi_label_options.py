@@ -25,6 +25,10 @@ _SINGLE_LABEL_ONLY = (
     ("export_onnx", lambda c: c.compress.export_onnx, "rows compare accuracy"),
     ("prune_sparsity", lambda c: bool(c.compress.prune_sparsity), "rows compare accuracy"),
     ("compare_scratch", lambda c: c.train.compare_scratch, "its row compares accuracy"),
+    ("tta", lambda c: c.train.tta != "none", "the thresholds are chosen without it"),
+    ("export_tta", lambda c: c.export.export_tta, "the thresholds are chosen without it"),
+    ("augmentations", lambda c: c.data.augment and bool({"mixup", "cutmix"} & set(
+        c.data.augmentations)), "mixup and cutmix mix one label per image"),
 )
 
 

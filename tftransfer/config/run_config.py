@@ -24,10 +24,12 @@ SEARCHES = ("auto", "none", "hyperband", "bayesian", "random")
 CLASS_WEIGHTS = ("none", "balanced")
 BUDGET_SEARCH = "random"   # what --search=auto runs within a --time_budget (BUILD.md: why)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase")
+AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "contrast", "brightness", "erase",
+                 "randaugment", "mixup", "cutmix")
 TFLITE_MODES = ("float", "dynamic", "float16", "int8")
 ADVERSARIAL_ATTACKS = ("none", "fgsm", "pgd")
 ENSEMBLE_MEMBERS = ("restore", "retrain")
+TTA_MODES = ("none", "flip")
 FIND_LEARNING_RATE = "find"  # --learning_rate=find
 NATIVE_IMAGE_SIZE = 224     # what --image_size=0 trains at without a search
 MAX_WARMUP_REQUESTS = 1000   # TF Serving refuses a version whose warm-up file holds more
@@ -69,8 +71,9 @@ class DataConfig:
     augment: bool = field(True, "Augment training images.")
     augmentations: tuple[str, ...] = field(
         ("flip", "crop", "rotation", "contrast"),
-        "Augmentations; flip, crop, rotation and zoom share one resampling; erase "
-        "(random erasing) comes last.",
+        "Augmentations; flip, crop, rotation and zoom share one resampling; randaugment "
+        "(Keras's RandAugment) and erase (random erasing) follow; mixup and cutmix mix "
+        "pairs of a batch's images and labels last (both: one of them per batch).",
         choices=AUGMENTATIONS)
     cache: str = field("auto", "Cache decoded images: auto (memory if it fits), memory, "
                        "disk (under output_dir), none.", choices=CACHE_MODES)
@@ -140,6 +143,10 @@ class TrainConfig:
     calibrate: bool = field(False, "After training, fit one softmax temperature on the "
                                    "validation split (minimising its NLL) and fold it into "
                                    "the model that is evaluated and exported.")
+    tta: str = field("none", "Test-time augmentation of the evaluation: flip averages the "
+                             "probabilities of each image and its mirror; metrics.json's "
+                             "validation and test metrics are then those, and its tta block "
+                             "holds the accuracy without.", choices=TTA_MODES)
     early_stopping_patience: int = field(3, "Epochs without validation improvement "
                                             "before stopping; 0 disables.")
     mixed_precision: bool = field(False, "mixed_float16 on GPU, mixed_bfloat16 elsewhere.")
@@ -175,6 +182,8 @@ class SearchConfig:
 class ExportConfig:
     export_version: int = field(0, "SavedModel version sub-folder under saved_model/ "
                                    "(TF Serving layout); 0: one above the highest present.")
+    export_tta: bool = field(False, "Export the flip test-time augmentation (as --tta=flip) "
+                                    "in every signature, and in the TFLite and ONNX models.")
     warmup_requests: int = field(8, "TF Serving warm-up records from validation images; "
                                     "0: none.")
 

@@ -19,6 +19,7 @@ from tftransfer.config.run_config import (
     MAX_WARMUP_REQUESTS,
     ONNX_PACKAGES,
     TFLITE_MODES,
+    TTA_MODES,
     ConfigError,
     BackboneConfig,
     RunConfig,
@@ -166,6 +167,7 @@ def _check_train(cfg: RunConfig) -> None:
     _require(0 <= t.ema_momentum < 1, "ema_momentum", "must be in [0, 1) (0: automatic)")
     _require(t.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
     _require(t.profile_steps >= 0, "profile_steps", "must be >= 0")
+    _require(t.tta in TTA_MODES, "tta", f"choose from {', '.join(TTA_MODES)}")
     # A folder may bring its own validation/ sub-folder: the data stage checks those.
     _require(not (t.calibrate and is_tfds_name(cfg.data.dataset)
                   and not cfg.data.validation_split and cfg.data.validation_fraction == 0),

@@ -3,7 +3,10 @@
 The geometric augmentations (flip, crop, rotation, zoom) are composed into one affine map
 per image and applied with a single bilinear resampling, as fastai does: one
 interpolation instead of one per Keras layer, so it costs a fraction of chained layers on
-a CPU and blurs the image once, not once per step. Contrast, brightness and erasing follow.
+a CPU and blurs the image once, not once per step. Contrast, brightness, Keras's
+RandAugment and erasing follow. MixUp and CutMix (Keras's layers) come last and mix whole
+batches: the labels then become one-hot soft labels [B, C] that the loss (model/compile.py)
+takes as they are; with both named, each batch gets one of the two, as timm does.
 
 Randomness is stateless: every batch brings its own seed (`seeded_batches`), so a run is
 reproducible whatever order tf.data's parallel calls finish in, and every epoch differs.
@@ -12,8 +15,11 @@ from __future__ import annotations
 
 import math
 
+import keras
 import tensorflow as tf
 from keras import ops
+
+from tftransfer import private_api
 
 GEOMETRIC = ("flip", "crop", "rotation", "zoom")
 # "crop": pad-and-crop, a shift by up to this fraction of each side with reflected borders.
@@ -27,6 +33,13 @@ MAX_BRIGHTNESS = 0.1    # "brightness": shift every pixel by up to this
 ERASE_PROBABILITY = 0.5  # "erase": share of images given a noise rectangle (Zhong et al.)
 ERASE_AREA = (0.02, 0.25)  # its area, as a fraction of the image
 ERASE_ASPECT = (0.3, 3.3)  # its height / width, drawn log-uniformly
+MIXING = ("mixup", "cutmix")  # mix pairs of a batch's images and their labels
+MIXUP_ALPHA = 0.2       # Keras's default, the Beta(alpha, alpha) of the mixing weights
+CUTMIX_FACTOR = 1.0     # Keras's default
+RANDAUGMENT_OPS = 2     # RandAugment: operations per image and their strength (Keras's)
+RANDAUGMENT_FACTOR = 0.5
+# The Keras layers' dtype: the pipeline stays float32 under a mixed-precision policy.
+PIPELINE_DTYPE = "float32"
 
 
 def _uniform(seed, index: int, shape, low: float, high: float) -> tf.Tensor:
@@ -57,8 +70,76 @@ def affine_transforms(seed, batch, height, width, names) -> tf.Tensor:
     return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
-def augment_batch(images: tf.Tensor, seed, names: tuple[str, ...]) -> tf.Tensor:
-    """Float [B, H, W, C] in [0, 1] -> augmented, still in [0, 1]."""
+def mixes_labels(names) -> bool:
+    """Whether `names` make the training labels one-hot soft labels."""
+    return any(name in MIXING for name in names)
+
+
+class BatchSeeds(keras.random.SeedGenerator):
+    """A SeedGenerator whose draws are stateless streams of one [2] seed tensor, so Keras's
+    random layers follow the per-batch seeds too. Keras's own holds a variable, whose
+    draws parallel tf.data calls would order differently in each run; this one holds
+    none, hence no call to SeedGenerator.__init__ (which creates it)."""
+
+    def __init__(self, seed):  # pylint: disable=super-init-not-called
+        self.seed, self.draws = seed, 0
+
+    def next(self, ordered=True):
+        self.draws += 1
+        return tf.random.experimental.stateless_fold_in(self.seed, self.draws)
+
+
+class BatchSeededRandAugment(private_api.SeedsFromBatch, keras.layers.RandAugment):
+    """Keras's RandAugment drawing from the batch's seeds (randaugment())."""
+
+
+def _stream(seed, index: int):
+    return tf.random.experimental.stateless_fold_in(seed, index)
+
+
+def randaugment_layer() -> keras.layers.RandAugment:
+    return BatchSeededRandAugment(value_range=(0, 1), num_ops=RANDAUGMENT_OPS,
+                                   factor=RANDAUGMENT_FACTOR, dtype=PIPELINE_DTYPE)
+
+
+def randaugment(layer, images: tf.Tensor, seed) -> tf.Tensor:
+    """Keras's RandAugment of a [0, 1] batch, its draws from `seed`."""
+    layer.batch_seeds = BatchSeeds(_stream(seed, 13))
+    try:
+        return tf.clip_by_value(layer(images, training=True), 0.0, 1.0)
+    finally:
+        layer.batch_seeds = None
+
+
+def mixing_layers() -> dict:
+    return {"mixup": keras.layers.MixUp(alpha=MIXUP_ALPHA, dtype=PIPELINE_DTYPE),
+            "cutmix": keras.layers.CutMix(factor=CUTMIX_FACTOR, dtype=PIPELINE_DTYPE)}
+
+
+def _mixed_by(layer, images, soft_labels, seed):
+    data = {"images": images, "labels": soft_labels}
+    transformation = layer.get_random_transformation(data, training=True,
+                                                     seed=BatchSeeds(seed))
+    return (layer.transform_images(images, transformation),
+            layer.transform_labels(soft_labels, transformation))
+
+
+def mix_batch(layers: dict, images: tf.Tensor, soft_labels: tf.Tensor, seed):
+    """(images, soft labels [B, C]) mixed by each batch's pick among `layers` ({name:
+    Keras MixUp or CutMix layer}), all drawn from `seed`."""
+    mixed = [_mixed_by(layer, images, soft_labels, _stream(seed, 14 + i))
+             for i, layer in enumerate(layers.values())]
+    if len(mixed) == 1:
+        return mixed[0]
+    first = _uniform(seed, 16, [], 0, 1) < 0.5
+    return (tf.where(first, mixed[0][0], mixed[1][0]),
+            tf.where(first, mixed[0][1], mixed[1][1]))
+
+
+def augment_batch(images: tf.Tensor, seed, names: tuple[str, ...],
+                  rand_augment=None) -> tf.Tensor:
+    """Float [B, H, W, C] in [0, 1] -> augmented, still in [0, 1]; `rand_augment`: the
+    layer (randaugment_layer()) when `names` hold randaugment."""
     shape = tf.shape(images)
     batch = shape[0]
     if any(name in GEOMETRIC for name in names):
@@ -73,6 +154,8 @@ def augment_batch(images: tf.Tensor, seed, names: tuple[str, ...]) -> tf.Tensor:
     if "brightness" in names:
         images += _uniform(seed, 6, [batch, 1, 1, 1], -MAX_BRIGHTNESS, MAX_BRIGHTNESS)
     images = tf.clip_by_value(images, 0.0, 1.0)
+    if "randaugment" in names:
+        images = randaugment(rand_augment or randaugment_layer(), images, seed)
     return erase(images, seed) if "erase" in names else images
 
 
@@ -110,13 +193,23 @@ def seeded_batches(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
     return tf.data.Dataset.zip(ds, seeds)
 
 
-def augmenter(names: tuple[str, ...]):
+def augmenter(names: tuple[str, ...], num_classes: int = 0):
     """A map function for `seeded_batches`' elements -> augmented (images, labels), or
-    None when there is nothing to do."""
+    None when there is nothing to do. With mixup or cutmix the labels leave as one-hot
+    soft labels over `num_classes`."""
     if not names:
         return None
+    if mixes_labels(names) and num_classes < 2:
+        raise ValueError(f"mixing labels needs the number of classes, got {num_classes}")
+    # Built once, outside the traced function: layers hold state Keras creates eagerly.
+    rand_augment = randaugment_layer() if "randaugment" in names else None
+    mixers = {name: layer for name, layer in mixing_layers().items() if name in names}
 
     def augment(batch, seed):
         images, labels = batch
-        return augment_batch(images, seed, names), labels
+        images = augment_batch(images, seed, names, rand_augment)
+        if not mixers:
+            return images, labels
+        soft_labels = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        return mix_batch(mixers, images, soft_labels, seed)
     return augment

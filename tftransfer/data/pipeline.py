@@ -1,7 +1,8 @@
 """The input stage: a TFDS name or an image folder -> batched tf.data splits.
 
-Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]; with
---labels_csv or a TFDS sequence label, float32 multi-hot labels [B, L]). Decoding and
+Every split yields (float32 images [B, S, S, 3] in [0, 1], int32 labels [B]); a training
+split mixed by mixup or cutmix yields float32 one-hot soft labels [B, C] instead, and
+--labels_csv or a TFDS sequence label float32 multi-hot labels [B, L]. Decoding and
 resizing run in parallel and are cached as uint8 (in memory when it fits, else on disk);
 augmentation (augment.py) runs on training batches only. The resizing and scaling are
 preprocess.py's, which the serving signatures share.
@@ -60,7 +61,10 @@ class DataBundle:
 
     @property
     def multi_label(self) -> bool:
-        """Multi-hot labels [L] per image (--labels_csv), not one class index."""
+        """Multi-hot labels [L] per image (--labels_csv), not one class index. Read from
+        the unbatched split: mixup's and cutmix's soft labels exist only in batches."""
+        if self.train_unbatched is not None:
+            return self.train_unbatched.element_spec[1].shape.rank == 1
         return self.train.element_spec[1].shape.rank == 2
 
 
@@ -131,28 +135,30 @@ def batched(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
 
 
 def training_pipeline(ds: tf.data.Dataset, cfg: DataConfig, seed: int,
-                      batch_size: int) -> tf.data.Dataset:
+                      batch_size: int, num_classes: int = 0) -> tf.data.Dataset:
+    """`num_classes`: needed when mixup or cutmix make the labels one-hot soft labels."""
     ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=AUTOTUNE)
-    augment = augment_lib.augmenter(cfg.augmentations if cfg.augment else ())
+    augment = augment_lib.augmenter(cfg.augmentations if cfg.augment else (), num_classes)
     if augment:
         ds = augment_lib.seeded_batches(ds, seed).map(augment, num_parallel_calls=AUTOTUNE)
     return _shard_by_data(ds.prefetch(AUTOTUNE))
 
 
 def training_batches(examples: tf.data.Dataset, size: int, cfg: DataConfig, seed: int,
-                     replicas: int) -> tf.data.Dataset:
+                     replicas: int, num_classes: int = 0) -> tf.data.Dataset:
     """The training pipeline of `size` unbatched uint8 examples, as `cfg` and `seed` shape
     it, in batches that give each of `replicas` replicas data."""
     batch_size = replica_safe_batch_size(cfg.batch_size, size, replicas)
-    return training_pipeline(examples, cfg, seed, batch_size)
+    return training_pipeline(examples, cfg, seed, batch_size, num_classes)
 
 
 def with_train_split(bundle: DataBundle, cfg: DataConfig, seed: int,
                      replicas: int) -> DataBundle:
     """A copy of `bundle` whose train split is shuffled, batched and augmented as `cfg` and
     `seed` say (a searched configuration's); the other splits are shared."""
-    train = training_batches(bundle.train_unbatched, bundle.sizes["train"], cfg, seed, replicas)
+    train = training_batches(bundle.train_unbatched, bundle.sizes["train"], cfg, seed, replicas,
+                             bundle.num_classes)
     return dataclasses.replace(bundle, train=train)
 
 
@@ -276,7 +282,7 @@ def _bundle(cfg: DataConfig, seed: int, cache_dir: str, replicas: int, class_nam
                  len(class_names), sizes, skipped or "none")
     return DataBundle(
         class_names=class_names,
-        train=training_pipeline(decoded["train"], cfg, seed, batch["train"]),
+        train=training_pipeline(decoded["train"], cfg, seed, batch["train"], len(class_names)),
         validation=batched(decoded["validation"], batch["validation"])
         if "validation" in decoded else None,
         test=batched(decoded["test"], batch["test"]) if "test" in decoded else None,

@@ -9,7 +9,7 @@ from absl import logging
 from tftransfer.config.errors import DataError
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.evaluate import metrics as classification_metrics, temperature as temperature_fit
-from tftransfer.model import temperature_layer
+from tftransfer.model import temperature_layer, tta as tta_lib
 from tftransfer.outputs import console
 
 
@@ -33,9 +33,11 @@ def predict_batches(predict, batches) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
-def evaluate_splits(classifier: keras.Model, data: DataBundle):
+def evaluate_splits(classifier: keras.Model, data: DataBundle, tta: str = "none"):
     """({split: metrics}, {split: (labels, probabilities)}) for the validation and test
-    splits that exist; the metrics are computed exactly as for an exported model."""
+    splits that exist; the metrics are computed exactly as for an exported model. `tta`:
+    the test-time augmentation (model/tta.py) the predictions average over."""
+    classifier = tta_lib.with_tta(classifier, tta)
     metrics, predictions = {}, {}
     for split, dataset in (("validation", data.validation), ("test", data.test)):
         if dataset is not None:
@@ -45,12 +47,28 @@ def evaluate_splits(classifier: keras.Model, data: DataBundle):
     return metrics, predictions
 
 
-def calibrate(classifier, data: DataBundle, scores: dict, predictions: dict):
+def tta_block(classifier: keras.Model, data: DataBundle, tta: str, scores: dict) -> dict:
+    """metrics.json's `tta` block: the mode and, per split, the accuracy and loss with it
+    (`scores`, evaluate_splits' with `tta`) and without it (measured here)."""
+    plain, _ = evaluate_splits(classifier, data)
+    block = {"mode": tta}
+    for split in plain:
+        block[split] = {f"{key}{suffix}": value[split][key] for key in ("accuracy", "loss")
+                        for suffix, value in (("", scores), ("_without_tta", plain))}
+    logging.info("Test-time augmentation %s: accuracy without and with %s", tta, {
+        split: (round(block[split]["accuracy_without_tta"], 4),
+                round(block[split]["accuracy"], 4)) for split in plain})
+    return block
+
+
+def calibrate(classifier, data: DataBundle, scores: dict, predictions: dict,
+              tta: str = "none"):
     """Temperature scaling (--calibrate): fits T on the validation predictions, folds it
     into the classifier and evaluates that again. Returns (the calibrated classifier, its
     {split: metrics}, its predictions, metrics.json's `calibration` block: T and, per split,
     ECE, NLL and accuracy before and after, with the reliability bins of the test split,
-    else validation)."""
+    else validation). With `tta`, T is fitted on and evaluated with its averaged
+    predictions; the temperature divides each pass's logits."""
     if "validation" not in predictions:
         raise DataError("--calibrate: the data has no validation split to fit the "
                         "temperature on; set --validation_fraction > 0")
@@ -59,7 +77,7 @@ def calibrate(classifier, data: DataBundle, scores: dict, predictions: dict):
         logging.warning("Calibration: the temperature %.3f sits at its bound %s",
                         temperature, temperature_fit.BOUNDS)
     calibrated = temperature_layer.with_temperature(classifier, temperature)
-    after, after_predictions = evaluate_splits(calibrated, data)
+    after, after_predictions = evaluate_splits(calibrated, data, tta)
     block = {"temperature": temperature, "fitted_on": "validation"}
     for split in after:
         block[split] = {f"{key}_{when}": value[split][metric]

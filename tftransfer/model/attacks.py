@@ -11,12 +11,17 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tftransfer.model.compile import is_soft
+
 
 def true_class_nll(labels, probabilities):
-    """-log p(true class); the small constant keeps the gradient where clipping would cut
-    it (a saturated softmax)."""
-    picked = tf.gather(probabilities, tf.cast(labels, tf.int32), batch_dims=1)
-    return -tf.math.log(tf.cast(picked, tf.float32) + 1e-12)
+    """-log p(true class), or the cross-entropy of one-hot soft labels (mixup, cutmix);
+    the small constant keeps the gradient where clipping would cut it (a saturated
+    softmax)."""
+    log_probabilities = tf.math.log(tf.cast(probabilities, tf.float32) + 1e-12)
+    if is_soft(labels):
+        return -tf.reduce_sum(tf.cast(labels, tf.float32) * log_probabilities, axis=-1)
+    return -tf.gather(log_probabilities, tf.cast(labels, tf.int32), batch_dims=1)
 
 
 def input_gradient(model: keras.Model, images, labels):

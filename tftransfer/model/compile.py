@@ -8,16 +8,34 @@ from keras import ops
 from tftransfer.config.run_config import TrainConfig
 
 
+def is_soft(labels) -> bool:
+    """Whether a batch's labels are one-hot soft labels [B, C] (mixup, cutmix) rather than
+    integer labels [B] or [B, 1]; decided from the static shape, when Keras traces."""
+    return len(labels.shape) == 2 and labels.shape[-1] not in (None, 1)
+
+
+def as_class_indices(labels):
+    """Integer labels from either form: a soft label's largest share."""
+    if is_soft(labels):
+        return ops.argmax(labels, axis=-1)
+    return labels
+
+
 class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
+    """Cross-entropy with label smoothing (Keras' sparse loss has none) on integer labels
+    or on one-hot soft labels, which mixup and cutmix give the training batches."""
 
     def __init__(self, num_classes: int, label_smoothing: float, name="crossentropy"):
         super().__init__(name=name)
         self.num_classes, self.label_smoothing = num_classes, label_smoothing
 
     def call(self, y_true, y_pred):
-        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, [-1]), "int32"), self.num_classes)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred,
+        if is_soft(y_true):
+            targets = ops.cast(y_true, y_pred.dtype)
+        else:
+            targets = ops.one_hot(ops.cast(ops.reshape(y_true, [-1]), "int32"),
+                                  self.num_classes)
+        return keras.losses.categorical_crossentropy(targets, y_pred,
                                                      label_smoothing=self.label_smoothing)
 
     def get_config(self):
@@ -45,10 +63,25 @@ def loss(num_classes: int, label_smoothing: float, multi_label: bool = False):
     return SmoothedSparseCrossentropy(num_classes, label_smoothing)
 
 
+class _OnClassIndices:
+    """Metric mixin: soft labels count as their largest share's class."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(as_class_indices(y_true), y_pred, sample_weight)
+
+
+class Accuracy(_OnClassIndices, keras.metrics.SparseCategoricalAccuracy):
+    pass
+
+
+class TopKAccuracy(_OnClassIndices, keras.metrics.SparseTopKCategoricalAccuracy):
+    pass
+
+
 def metrics(num_classes: int) -> list[keras.metrics.Metric]:
-    found = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    found = [Accuracy(name="accuracy")]
     if num_classes >= 5:
-        found.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+        found.append(TopKAccuracy(k=5, name="top5_accuracy"))
     return found
 
 

@@ -202,6 +202,7 @@ _TRAINING_FLAGS = (("data", "image_size"), ("data", "batch_size"), ("data", "aug
                    ("train", "optimizer"), ("train", "learning_rate"),
                    ("train", "fine_tune_lr_factor"), ("train", "epochs"),
                    ("train", "head_epochs"), ("train", "class_weight"), ("train", "ema"),
+                   ("train", "tta"), ("export", "export_tta"),
                    ("seed", None))
 
 

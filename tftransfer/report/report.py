@@ -33,6 +33,15 @@ def _read_json(output_dir: str, name: str) -> dict | None:
     return atomic.read_json(os.path.join(output_dir, name))
 
 
+def _sample_title(label, class_names) -> str:
+    """A training sample's class; a mixed one's (mixup, cutmix) two largest shares."""
+    if not hasattr(label, "__len__"):
+        return class_names[int(label)]
+    shares = [float(share) for share in label]
+    top = sorted(range(len(shares)), key=lambda k: -shares[k])[:2]
+    return " / ".join(f"{class_names[k]} {shares[k]:.0%}" for k in top if shares[k] > 0.005)
+
+
 def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_labels=None):
     """{name: PNG bytes}: learning curves, the confusion matrix of the test split (else
     validation), its ROC curves, the reliability diagram of --calibrate and, given a
@@ -56,7 +65,8 @@ def run_figures(metrics: Mapping, class_names, augmented_images=None, augmented_
         figures["reliability_diagram"] = plots.reliability_diagram(reliability["before"],
                                                                    reliability["after"])
     if augmented_images is not None:
-        titles = [_title(label, class_names) for label in augmented_labels]
+        title = _title if "multi_label" in metrics else _sample_title  # multi-hot or mixed
+        titles = [title(label, class_names) for label in augmented_labels]
         figures["augmented_samples"] = plots.image_grid(augmented_images[:32], titles)
     figures.update(comparison.report_figures(metrics))
     return figures
@@ -176,6 +186,17 @@ def _metric_blocks(metrics: Mapping) -> list:
     return blocks
 
 
+def _tta_blocks(tta: Mapping) -> list:
+    rows = [(split, tta[split]["accuracy_without_tta"], tta[split]["accuracy"],
+             tta[split]["loss_without_tta"], tta[split]["loss"])
+            for split in ("validation", "test") if split in tta]
+    return [Heading("Test-time augmentation"),
+            Paragraph(f"--tta={tta['mode']}: each image's probabilities are averaged with its "
+                      f"horizontal mirror's. The metrics above are those averages."),
+            Table(["split", "accuracy without", "accuracy with", "loss without",
+                   "loss with"], rows)]
+
+
 def _calibration_blocks(calibration: Mapping) -> list:
     rows = [(split, *(calibration[split][f"{key}_{when}"] for key in ("ece", "nll", "accuracy")
                       for when in ("before", "after")))
@@ -255,6 +276,8 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
     blocks += (_multi_label_blocks(metrics["multi_label"]) if "multi_label" in metrics
                else _metric_blocks(metrics))
     blocks += figure("confusion_matrix", "Confusion matrix (row-normalised)")
+    if "tta" in metrics:
+        blocks += _tta_blocks(metrics["tta"])
     if "roc_curves" in metrics:
         blocks += figure("roc_curves", f"One-vs-rest ROC curves ({metrics['roc_curves']['split']}"
                                        f" split; AUC in brackets)")

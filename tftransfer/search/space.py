@@ -15,7 +15,8 @@ import math
 from typing import Any
 
 from tftransfer.config.run_config import (
-    ADVERSARIAL_ATTACKS, CLASS_WEIGHTS, NATIVE_IMAGE_SIZE, OPTIMIZERS, ConfigError)
+    ADVERSARIAL_ATTACKS, AUGMENTATIONS, CLASS_WEIGHTS, NATIVE_IMAGE_SIZE, OPTIMIZERS,
+    ConfigError)
 from tftransfer.search.hyperrule import Prior
 
 
@@ -48,9 +49,13 @@ SGD_LEARNING_RATE = "sgd_learning_rate"
 SGD_LR_SCALE = 10.0
 # Searched only when --search_space names them: a trial then trains on adversarial batches.
 ADVERSARIAL = ("adversarial", "adversarial_epsilon", "adversarial_mix")
-# Also only when named: the weights' average (--ema) and layer-wise rate decay are not yet
-# measured on enough kinds of data to earn a place in every default search.
-OPT_IN = ("ema", "ema_momentum", "layer_lr_decay")
+# Also only when named: the weights' average (--ema), layer-wise rate decay and the set of
+# augmentations are not yet measured on enough kinds of data to earn a place in every
+# default search. An `augmentations` value is a comma-separated list of names, e.g.
+# ["flip,crop", "flip,crop,mixup", "flip,crop,cutmix", "randaugment,mixup,cutmix"].
+OPT_IN = ("ema", "ema_momentum", "layer_lr_decay", "augmentations")
+# The entries whose values are comma-separated lists of the flag's tuple.
+LISTS = ("head_units", "augmentations")
 OVERRIDABLE = SEARCHABLE + (SGD_LEARNING_RATE,) + ADVERSARIAL + OPT_IN
 # The smallest searched input: a backbone built for 224 px reduces 32 px to a 1x1 map.
 SMALLEST_IMAGE_SIZE = 32
@@ -138,11 +143,23 @@ def load_overrides(path: str) -> dict[str, Any]:
         raise ConfigError("search_space", f"adversarial values must be in {ADVERSARIAL_ATTACKS}")
     if not set(values_of(parsed.get("class_weight", Fixed("none")))) <= set(CLASS_WEIGHTS):
         raise ConfigError("search_space", f"class_weight values must be in {CLASS_WEIGHTS}")
+    _check_augmentations(parsed.get("augmentations"))
     if not all(isinstance(size, int) and 8 <= size <= 4096
                for size in values_of(parsed.get("image_size", Fixed(224)))):
         raise ConfigError("search_space", "image_size values must be whole numbers of "
                                           "pixels between 8 and 4096")
     return parsed
+
+
+def _check_augmentations(spec) -> None:
+    if spec is None:
+        return
+    for value in values_of(spec):
+        names = value.split(",") if isinstance(value, str) else None
+        if names is None or not set(names) - {""} <= set(AUGMENTATIONS):
+            raise ConfigError("search_space", "augmentations values must be comma-separated "
+                                              f"names from {', '.join(AUGMENTATIONS)}, "
+                                              f"got {value!r}")
 
 
 def values_of(spec) -> tuple:
@@ -168,7 +185,7 @@ def _flag_value(name: str, flat: dict[str, Any]) -> Any:
     if name == SGD_LEARNING_RATE:
         return flat["learning_rate"] if flat.get("optimizer") == "sgd" else None
     value = flat.get(name)
-    if name == "head_units" and isinstance(value, tuple):
+    if name in LISTS and isinstance(value, tuple):
         return ",".join(str(u) for u in value)
     return value
 
@@ -243,4 +260,6 @@ def to_flag_values(values: dict[str, Any]) -> dict[str, Any]:
         flat["learning_rate"] = sgd_learning_rate
     if "head_units" in flat and isinstance(flat["head_units"], str):
         flat["head_units"] = tuple(int(u) for u in flat["head_units"].split(",") if u)
+    if isinstance(flat.get("augmentations"), str):
+        flat["augmentations"] = tuple(a for a in flat["augmentations"].split(",") if a)
     return flat

@@ -122,7 +122,8 @@ class TransferHyperModel(kt.HyperModel):
         inputs = self._inputs(cfg)
         if not cached:
             train = data_lib.training_batches(inputs.train, inputs.train_size, cfg.data,
-                                              self.cfg.seed, replicas)
+                                              self.cfg.seed, replicas,
+                                              inputs.data.num_classes)
             return train, inputs.data.validation
 
         def safe_batch(size: int) -> int:

@@ -24,6 +24,7 @@ from absl import logging
 from tftransfer import private_api
 from tftransfer.config.errors import TrainingDiverged
 from tftransfer.config.run_config import RunConfig
+from tftransfer.data import augment as augment_lib
 from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
 from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
@@ -121,9 +122,11 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
     return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
-def multi_hot(train_data) -> bool:
-    """Whether batches of `train_data` hold multi-hot label vectors (a multi-label run)."""
-    return train_data.element_spec[1].shape.rank == 2
+def multi_hot(train_data, cfg: RunConfig) -> bool:
+    """Whether batches of `train_data` hold multi-hot label vectors (a multi-label run)
+    rather than mixup's or cutmix's soft labels, which multi-label runs refuse."""
+    mixed = cfg.data.augment and augment_lib.mixes_labels(cfg.data.augmentations)
+    return train_data.element_spec[1].shape.rank == 2 and not mixed
 
 
 def _rate_factors(backbone: HubBackbone | None, depth: int,
@@ -157,7 +160,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
                                           if backbone is None else 1,
                                           _rate_factors(backbone, depth, cfg),
-                                          multi_label=multi_hot(train_data))
+                                          multi_label=multi_hot(train_data, cfg))
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights),

@@ -17,19 +17,23 @@ from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.evaluate import robustness, splits as evaluate
 from tftransfer.export import measure, saved_model as export
+from tftransfer.model import tta
 from tftransfer.outputs import run_folder
 from tftransfer.variants import adversarial, ensemble, scratch
 
 
 def evaluate_variant(model: keras.Model, data: DataBundle, cfg: RunConfig, base_dir: str,
                      hub_modules) -> dict:
-    """Validation/test metrics, robustness (if enabled), the export and its performance."""
-    metrics, _ = evaluate.evaluate_splits(model, data)
+    """Validation/test metrics (with --tta, its), robustness (if enabled), the export
+    (with --export_tta, its) and its performance."""
+    metrics, _ = evaluate.evaluate_splits(model, data, cfg.train.tta)
     if cfg.robustness.robustness_eval:
         metrics["robustness"] = robustness.evaluate_robustness(model, data, cfg)
-    export_dir = export.export_saved_model(model, data.class_names, cfg.data.image_size,
+    exported = tta.for_export(model, cfg.export.export_tta)
+    export_dir = export.export_saved_model(exported, data.class_names, cfg.data.image_size,
                                            hub_modules, base_dir, cfg.export.export_version)
-    metrics["performance"] = measure.performance_block(model, export_dir, cfg.data.image_size,
+    metrics["performance"] = measure.performance_block(exported, export_dir,
+                                                       cfg.data.image_size,
                                                        serving_batch=cfg.data.batch_size)
     metrics["export_dir"] = export_dir
     return metrics
