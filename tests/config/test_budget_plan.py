@@ -150,3 +150,15 @@ def test_trials_on_small_data_take_enough_epochs_for_a_hundred_steps():
     tight = plan_lib.plan_run(400, 30, TIMES, WORK, start_depth=0, start_epochs=5,
                                 depths=(0, 4, 8, -1), cache_frozen=False)
     assert tight.search_fraction == 0.5 and tight.trial_epochs == budget_lib.TRIAL_EPOCHS
+
+
+def test_the_starting_points_trial_is_costed_on_its_own():
+    # Cached frozen trials cost little; an augmented start cannot use the cache.
+    def plan(budget, augmented):
+        return plan_lib.plan_run(budget, 30, TIMES, WORK, start_depth=0, start_epochs=5,
+                                 depths=(0,), cache_frozen=True, start_augmented=augmented)
+    assert plan(140, augmented=False).trials >= plan_lib.MIN_TRIALS
+    assert plan(140, augmented=True).trials == 0    # its trial alone overruns the search
+    roomy = plan(300, augmented=True)
+    start = budget_lib.trial_seconds(TIMES, WORK, 0, roomy.search_fraction, cached=False)
+    assert start + (roomy.trials - 1) * roomy.trial_seconds <= roomy.search

@@ -100,11 +100,12 @@ def _search_fraction(times, work, depths, cache_frozen, seconds: float, sizes=()
 
 def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
              start_depth: int, start_epochs: int, depths: tuple[int, ...] | None,
-             cache_frozen: bool, start_head_epochs: int = 0, sizes: tuple[int, ...] = ()
-             ) -> Plan:
+             cache_frozen: bool, start_head_epochs: int = 0, sizes: tuple[int, ...] = (),
+             start_augmented: bool = False) -> Plan:
     """The plan for what is left of `budget`; `depths`: the space's fine-tune depths, or
     None without a search; `cache_frozen`: frozen trials may train on cached features;
-    `sizes`: the resolutions the search tries (none: only the run's own)."""
+    `sizes`: the resolutions the search tries (none: only the run's own);
+    `start_augmented`: the starting point augments, so its trial cannot use the cache."""
     reserve = reserve_seconds(times, work)
     available = _available(budget, spent, reserve)
     cheapest = min(epoch_seconds(at_size(times, s), work, d)
@@ -121,7 +122,8 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
     if depths is not None:
         size, epochs, final = start.within(START_SHARE * available if sizes else available)
         epochs, final = start.filled(size, START_SHARE * available, epochs, final)
-        searched = _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
+        start_trial = _StartTrial(size, start_depth, cache_frozen and not start_augmented)
+        searched = _search_plan(times, work, depths, start_trial, cache_frozen, sizes,
                                 available - final)
         if searched is not None:
             return Plan(**{**common, **searched}, final=final, start_epochs=epochs,
@@ -135,17 +137,32 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
                 start_epochs=epochs, trial_seconds=0.0, why=why, image_size=size)
 
 
-def _search_plan(times, work, depths, start_depth, cache_frozen, sizes,
+@dataclasses.dataclass(frozen=True)
+class _StartTrial:
+    """The search's first trial, the starting point at full fidelity: costed on its own,
+    since a mean over cheap cached trials hid it (a 3-minute plan gave a 56 s search 7
+    trials; the start's alone took 72 s and left the final training 3 epochs)."""
+    image_size: int | None
+    depth: int
+    cached: bool
+
+    def seconds(self, times, work, fraction: float) -> float:
+        return trial_seconds(at_size(times, self.image_size), work, self.depth, fraction,
+                             self.cached)
+
+
+def _search_plan(times, work, depths, start: _StartTrial, cache_frozen, sizes,
                  search: float) -> dict | None:
     """The search's part of the plan in `search` seconds, or None if it holds too few
-    trials even without the dearest depths."""
-    for searched in _cheaper_first(times, work, depths, start_depth, cache_frozen):
+    trials, the starting point's among them, even without the dearest depths."""
+    for searched in _cheaper_first(times, work, depths, start.depth, cache_frozen):
         fraction = _search_fraction(times, work, searched, cache_frozen, search, sizes)
         extraction = (sum(extraction_seconds(at_size(times, s), work, fraction)
                           for s in sizes or (None,))
                       if cache_frozen and 0 in searched else 0.0)
         mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen, sizes)
-        trials = int((search - extraction) // mean_trial)
+        others = search - extraction - start.seconds(times, work, fraction)
+        trials = 1 + int(others // mean_trial) if others >= 0 else 0
         if trials >= MIN_TRIALS:
             left_out = sorted(set(depths) - set(searched))
             return dict(search=search, trials=min(trials, MAX_TRIALS),

@@ -90,7 +90,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         the_plan = plan_lib.plan_run(ledger.budget, ledger.spent(), times, work,
                                        cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                        depths, cache_frozen, cfg.train.head_epochs,
-                                       searched.sizes)
+                                       searched.sizes, start_augmented=cfg.data.augment)
         ledger.note("plan", the_plan.to_dict())
     logging.info("Time budget %s: %s", budget_lib.format_duration(ledger.budget),
                  describe(the_plan))
