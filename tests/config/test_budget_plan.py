@@ -62,17 +62,12 @@ def test_a_budget_below_one_epoch_names_the_smallest_that_fits():
                         cache_frozen=False)
 
 
-def test_final_epochs_fill_the_time_left_within_thrice_the_configured_epochs():
+def test_final_epochs_fill_the_time_left_within_ten_times_the_configured_epochs():
     epoch = budget_lib.epoch_seconds(TIMES, WORK, -1)
     assert plan_lib.final_epochs(5 + 3.5 * epoch, TIMES, WORK, -1, 5) == 3
-    assert plan_lib.final_epochs(1e6, TIMES, WORK, -1, 5) == 15
+    assert plan_lib.final_epochs(5 + 20.5 * epoch, TIMES, WORK, -1, 5) == 20
+    assert plan_lib.final_epochs(1e6, TIMES, WORK, -1, 5) == 50
     assert plan_lib.final_epochs(1.0, TIMES, WORK, -1, 5) == 1
-
-
-def test_without_a_search_the_final_training_may_take_ten_times_the_epochs():
-    assert plan_lib.final_epochs(1e6, TIMES, WORK, -1, 5, searched=False) == 50
-    epoch = budget_lib.epoch_seconds(TIMES, WORK, -1)
-    assert plan_lib.final_epochs(5 + 20.5 * epoch, TIMES, WORK, -1, 5, searched=False) == 20
 
 
 def test_step_times_and_plans_survive_a_round_trip_through_json():

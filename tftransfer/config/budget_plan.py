@@ -19,7 +19,7 @@ TARGET_TRIALS = 8           # a search smaller data fractions buy first
 MIN_TRIALS = 3              # fewer than this and the search is not worth its time
 MIN_TRIAL_EXAMPLES = 1000   # the smallest training subset a trial ranks on
 MAX_TRIALS = 60
-MAX_EPOCH_FACTOR = 3        # the final training runs at most this many times --epochs
+MAX_EPOCH_FACTOR = 3        # the plan secures the final training at most this many --epochs
 # With the resolution searched, the starting point trains at the largest size whose
 # --epochs fit in this share of the time left (else the smallest): securing a 224-px start
 # for small images would leave a small budget no search and few epochs. Within the same
@@ -28,10 +28,11 @@ MAX_EPOCH_FACTOR = 3        # the final training runs at most this many times --
 # 400-image folder: 85.5 % after a 4-trial search, 88.0 % with the final training's epochs
 # filled, 91.5 % with no search at all).
 START_SHARE = 0.5
-# Without a search nothing competes for the time: the final training takes all of it, up
-# to this many times --epochs (a 2-minute budget on a 400-image folder had ended at 0.74 of
-# its time, its 3x--epochs done).
-UNSEARCHED_EPOCH_FACTOR = 10
+# Once the search is over nothing competes for the time: the final training takes what is
+# left, up to this many times --epochs (held to MAX_EPOCH_FACTOR, a 2-minute budget on a
+# 400-image folder ended at 0.74 of its time; a 3-minute one, after a search that ran only
+# its start, at 0.77).
+FINAL_EPOCH_FACTOR = 10
 # Bounds on how much slower (or faster) real trials may run than their estimate, when
 # the search and the final training are re-sized with it.
 MIN_SLOWDOWN, MAX_SLOWDOWN = 0.7, 3.0
@@ -240,10 +241,8 @@ def plan_from_dict(saved: dict) -> Plan:
 
 
 def final_epochs(seconds_left: float, times: StepTimes, work: Workload, depth: int,
-                 configured_epochs: int, head_epochs: int = 0, searched: bool = True) -> int:
+                 configured_epochs: int, head_epochs: int = 0) -> int:
     """Final training epochs of the chosen configuration that fit in `seconds_left`: at
-    least 1, at most MAX_EPOCH_FACTOR x --epochs after a search (UNSEARCHED_EPOCH_FACTOR
-    x without one)."""
-    factor = MAX_EPOCH_FACTOR if searched else UNSEARCHED_EPOCH_FACTOR
+    least 1, at most FINAL_EPOCH_FACTOR x --epochs."""
     return _epochs_within(seconds_left, times, work, depth, head_epochs,
-                          factor * configured_epochs)
+                          FINAL_EPOCH_FACTOR * configured_epochs)

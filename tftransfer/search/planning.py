@@ -152,7 +152,7 @@ def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
         slowdown = _slowdown(run, trials or [])
         epochs = plan_lib.final_epochs(left / slowdown, _times_of(run, cfg), run.work,
                                          cfg.backbone.fine_tune_depth, cfg.train.epochs,
-                                         cfg.train.head_epochs, searched=run.plan.trials > 0)
+                                         cfg.train.head_epochs)
         logging.info("The search's trials took %.2fx their estimate; the final training "
                      "is sized with that", slowdown)
         run.ledger.note("final_epochs", epochs)
