@@ -178,6 +178,23 @@ def test_slow_trials_end_the_search_early_enough_for_a_slow_final_training(make_
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
 
 
+def test_the_starts_trial_is_measured_against_its_own_estimate(make_tuner, monkeypatch):
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 200.0, 5.0, 60.0
+    oracle.start_trial_seconds = 30.0            # uncached and larger than the others
+    trial = oracle.create_trial("tuner0")
+    now["t"] += 33                               # 1.1x its own estimate, 6.6x the mean's
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    oracle.end_trial(trial)
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.RUNNING
+    assert oracle.slowdown() == pytest.approx(1.1)
+    assert oracle.expected_trial_seconds() == pytest.approx(5.5)
+
+
 def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
         make_tuner, monkeypatch):
     import types

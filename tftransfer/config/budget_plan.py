@@ -65,6 +65,7 @@ class Plan:
     why: str
     depths: tuple[int, ...] | None = None   # the fine-tune depths the search may afford
     image_size: int | None = None           # the starting point's, when sizes are searched
+    start_trial_seconds: float = 0.0        # the search's first trial, the start's
 
     def to_dict(self) -> dict:
         # Rounded for reading, finely enough that a resumed run follows the same plan.
@@ -167,6 +168,7 @@ def _search_plan(times, work, depths, start: _StartTrial, cache_frozen, sizes,
         if trials >= MIN_TRIALS:
             left_out = sorted(set(depths) - set(searched))
             return dict(search=search, trials=min(trials, MAX_TRIALS),
+                        start_trial_seconds=start.seconds(times, work, fraction),
                         search_fraction=fraction, trial_seconds=mean_trial,
                         trial_epochs=trial_epochs(work, fraction),
                         why="the starting point's training secured; the rest searches"

@@ -105,7 +105,7 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         # The search's share runs from the plan's start; a resumed attempt has less left.
         deadline = ledger.deadline() - ledger.budget + the_plan.spent + the_plan.search
         search_budget = tuning.SearchBudget(deadline, the_plan.trial_seconds, the_plan.depths,
-                                            the_plan.final)
+                                            the_plan.final, the_plan.start_trial_seconds)
     return BudgetedRun(cfg, ledger, the_plan, times, work, searching, cache_frozen,
                        _search_config(cfg, the_plan) if searching else cfg, search_budget)
 

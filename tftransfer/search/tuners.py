@@ -56,20 +56,28 @@ class _Deadline:
 
     deadline: float | None = None
     trial_seconds: float = 0.0
+    start_trial_seconds: float = 0.0    # the first trial's (the start's) own; 0: the mean's
     secured_seconds: float = 0.0
     holdback_trials: int = 0
     _handed_out: list | None = None
 
-    def expected_trial_seconds(self) -> float:
+    def _planned_seconds(self, trials: int) -> float:
+        """The plan's seconds for the first `trials` trials: the start's, then the mean's."""
+        first = self.start_trial_seconds or self.trial_seconds
+        return first + (trials - 1) * self.trial_seconds if trials else 0.0
+
+    def _ratio(self) -> float:
+        """The trials handed out so far: their time between starts over the plan's."""
         starts = self._handed_out or []
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
-        if not gaps:
-            return self.trial_seconds
-        return max(sum(gaps) / len(gaps), MIN_SLOWDOWN * self.trial_seconds)
+        if len(starts) < 2:
+            return 1.0
+        return (starts[-1] - starts[0]) / max(self._planned_seconds(len(starts) - 1), 1e-9)
+
+    def expected_trial_seconds(self) -> float:
+        return max(self._ratio(), MIN_SLOWDOWN) * self.trial_seconds
 
     def slowdown(self) -> float:
-        ratio = self.expected_trial_seconds() / max(self.trial_seconds, 1e-9)
-        return min(max(ratio, MIN_SLOWDOWN), MAX_SLOWDOWN)
+        return min(max(self._ratio(), MIN_SLOWDOWN), MAX_SLOWDOWN)
 
     def start_beaten(self) -> bool:
         """Whether a completed trial scores above the starting point's completed one: only
@@ -222,7 +230,8 @@ class TransferHyperbandTuner(TransferTuner):
 
 
 def make_oracle(cfg, objective: str, deadline: float | None = None,
-                trial_seconds: float = 0.0, secured_seconds: float = 0.0) -> kt.Oracle:
+                trial_seconds: float = 0.0, secured_seconds: float = 0.0,
+                start_trial_seconds: float = 0.0) -> kt.Oracle:
     """The oracle of `cfg.search.search`, maximizing `objective`; with a `deadline`, it
     hands out no trial expected to end after it (see _Deadline)."""
     if cfg.search.search == "hyperband":
@@ -233,13 +242,14 @@ def make_oracle(cfg, objective: str, deadline: float | None = None,
         objective=kt.Objective(objective, "max"), seed=cfg.seed,
         max_consecutive_failed_trials=cfg.search.max_failed_trials, **budget)
     oracle.deadline, oracle.trial_seconds = deadline, trial_seconds
-    oracle.secured_seconds = secured_seconds
+    oracle.secured_seconds, oracle.start_trial_seconds = secured_seconds, start_trial_seconds
     oracle.holdback_trials = 0 if deadline is None else 1  # a second seed of the start
     return oracle
 
 
 def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None = None,
-               trial_seconds: float = 0.0, secured_seconds: float = 0.0) -> TransferTuner:
+               trial_seconds: float = 0.0, secured_seconds: float = 0.0,
+               start_trial_seconds: float = 0.0) -> TransferTuner:
     """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
     KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
     the same oracle class."""
@@ -248,7 +258,8 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
     # Only a lone tuner or the search's chief may wipe the folder all tuners share.
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     tuner = tuner_class(
-        make_oracle(cfg, objective, deadline, trial_seconds, secured_seconds), hypermodel,
+        make_oracle(cfg, objective, deadline, trial_seconds, secured_seconds,
+                    start_trial_seconds), hypermodel,
         directory=cfg.output_dir,
         project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,

@@ -170,6 +170,7 @@ class SearchBudget:
     trial_seconds: float    # the plan's estimate of one trial
     depths: tuple[int, ...] | None = None   # the fine-tune depths it affords; None: all
     secured_seconds: float = 0.0            # the final training's share after it
+    start_trial_seconds: float = 0.0        # the plan's estimate of the start's trial
 
 
 def _check_depths(space: dict, num_blocks: int) -> None:
@@ -249,7 +250,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     deadline = None if budget is None else budget.deadline
     tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
                               0.0 if budget is None else budget.trial_seconds,
-                              0.0 if budget is None else budget.secured_seconds)
+                              0.0 if budget is None else budget.secured_seconds,
+                              0.0 if budget is None else budget.start_trial_seconds)
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
