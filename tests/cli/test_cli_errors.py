@@ -40,7 +40,7 @@ BEFORE_TENSORFLOW = [
      "error: --backbone: unknown backbone 'resnet51'; choose from efficientnet_lite0, "
      "efficientnetv2_b0, efficientnetv2_b3, efficientnetv2_s, efficientnetv2_s_21k, "
      "mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, resnet50_v2, bit_m_r50x1, "
-     "or keras:NAME for keras.applications.NAME"),
+     "or keras:NAME for keras.applications.NAME, or keras_hub:PRESET"),
     ("hub handle that does not exist", ["--dataset=mnist", "--hub_handle={tmp}/no_module",
                                         "--output_dir={out}"],
      "error: --hub_handle: no SavedModel (saved_model.pb) in {tmp}/no_module"),
