@@ -71,11 +71,11 @@ class _OnClassIndices:
 
 
 class Accuracy(_OnClassIndices, keras.metrics.SparseCategoricalAccuracy):
-    pass
+    """Keras's sparse accuracy on integer or soft labels."""
 
 
 class TopKAccuracy(_OnClassIndices, keras.metrics.SparseTopKCategoricalAccuracy):
-    pass
+    """Keras's sparse top-k accuracy on integer or soft labels."""
 
 
 def metrics(num_classes: int) -> list[keras.metrics.Metric]:

@@ -24,7 +24,6 @@ from absl import logging
 from tftransfer import private_api
 from tftransfer.config.errors import TrainingDiverged
 from tftransfer.config.run_config import RunConfig
-from tftransfer.data import augment as augment_lib
 from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
 from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
@@ -122,13 +121,6 @@ def steps_per_epoch(train_data, train_size: int, batch_size: int, replicas: int 
     return math.ceil(train_size / replica_safe_batch_size(batch_size, train_size, replicas))
 
 
-def multi_hot(train_data, cfg: RunConfig) -> bool:
-    """Whether batches of `train_data` hold multi-hot label vectors (a multi-label run)
-    rather than mixup's or cutmix's soft labels, which multi-label runs refuse."""
-    mixed = cfg.data.augment and augment_lib.mixes_labels(cfg.data.augmentations)
-    return train_data.element_spec[1].shape.rank == 2 and not mixed
-
-
 def _rate_factors(backbone: HubBackbone | None, depth: int,
                   cfg: RunConfig) -> dict[int, float] | None:
     """--layer_lr_decay's factors for a phase that fine-tunes the backbone."""
@@ -140,10 +132,12 @@ def _rate_factors(backbone: HubBackbone | None, depth: int,
 def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data, validation_data,
                train_size: int, num_classes: int, cfg: RunConfig, callbacks: list,
                backup_dir: str | None = None,
-               class_counts: list[int] | None = None) -> list[PhaseResult]:
+               class_counts: list[int] | None = None,
+               multi_label: bool = False) -> list[PhaseResult]:
     """Runs the planned phases. `backbone` is None for a head trained on features.
     With `backup_dir`, each phase backs up every epoch and resumes from its backup.
-    `class_counts`: the training split's, which --class_weight weighs the loss by."""
+    `class_counts`: the training split's, which --class_weight weighs the loss by.
+    `multi_label`: the labels are multi-hot (DataBundle.multi_label)."""
     steps = steps_per_epoch(train_data, train_size, cfg.data.batch_size,
                             classifier.distribute_strategy.num_replicas_in_sync)
     warmup_steps = int(cfg.train.warmup_epochs * steps)
@@ -160,7 +154,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                                           compile_lib.HEAD_STEPS_PER_EXECUTION
                                           if backbone is None else 1,
                                           _rate_factors(backbone, depth, cfg),
-                                          multi_label=multi_hot(train_data, cfg))
+                                          multi_label=multi_label)
         logging.info("Phase %s: depth %d, epochs %d-%d, peak lr %.2g, %d trainable weights%s",
                      name, depth, start + 1, phase_end, peak_lr,
                      len(classifier.trainable_weights),
@@ -334,7 +328,8 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
     try:
         phases = run_phases(classifier, backbone, data.train, data.validation,
                             data.sizes["train"], data.num_classes, cfg, callbacks,
-                            backup_dir=backup_dir, class_counts=data.class_counts["train"])
+                            backup_dir=backup_dir, class_counts=data.class_counts["train"],
+                            multi_label=data.multi_label)
     except TrainingDiverged:
         shutil.rmtree(backup_dir, ignore_errors=True)  # diverged weights must not be resumed
         raise
