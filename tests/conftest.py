@@ -141,3 +141,24 @@ def make_config(output_dir, **values):
     defaults = {"image_size": 24, "batch_size": 16, "epochs": 2, "head_epochs": 1,
                 "output_dir": str(output_dir), "augmentations": ["flip"]}
     return validate(config_lib.from_flat({**defaults, **values}))
+
+
+def check_a_run_trains_and_serves(tmp_path, color_folder, backbone: str):
+    """An e2e run on `backbone` (fine-tuning its top block) that trains both phases and
+    whose export serves probabilities in a fresh process; returns its config."""
+    import pathlib
+
+    import numpy as np
+
+    from tftransfer.cli import run as run_lib
+
+    cfg = make_config(tmp_path / "out", dataset=color_folder, backbone=backbone,
+                      image_size=32, fine_tune_depth=1, epochs=2, head_epochs=1,
+                      bn_inference=False)
+    outputs = run_lib.run(cfg)
+    assert [p["name"] for p in outputs.metrics["training"]["phases"]] == ["head", "fine_tune"]
+    files = [str(p) for p in sorted(pathlib.Path(color_folder).rglob("*.png"))[:4]]
+    served = serve_in_fresh_process(outputs.export_dir, files, tmp_path)
+    assert served["probabilities"].shape == (4, 3)
+    np.testing.assert_allclose(served["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    return cfg

@@ -195,6 +195,12 @@ def test_search_then_final_training_records_the_choice(tmp_path, tiny_hub_dir, c
     else:
         assert round(trained["score"], 4) == decision["start_scores"][0]
     assert saved["backbone"]["fine_tune_depth"] == chosen["fine_tune_depth"]
+    # The final training starts from the chosen trial's best epoch and ends no worse.
+    training = outputs.metrics["training"]
+    assert training["warm_start"]["trial_id"] == search["chosen_trial"]
+    assert training["best_validation_accuracy"] >= trained["score"] - 1e-6
+    assert training["warm_start"]["kept"] == (
+        training["best_validation_accuracy"] == training["warm_start"]["validation_accuracy"])
     # SGD trials search their own learning rate, which becomes --learning_rate.
     learning_rate = chosen["sgd_learning_rate" if chosen["optimizer"] == "sgd" else "learning_rate"]
     assert (saved["train"]["optimizer"], saved["train"]["learning_rate"]) == (

@@ -90,18 +90,6 @@ def test_a_preset_folder_is_checked_before_tensorflow_starts(tmp_path, color_fol
 
 @pytest.mark.e2e
 def test_a_run_on_a_keras_hub_preset_trains_and_exports(tmp_path, color_folder, preset_dir):
-    import pathlib
+    from conftest import check_a_run_trains_and_serves
 
-    from conftest import make_config, serve_in_fresh_process
-
-    from tftransfer.cli import run as run_lib
-
-    cfg = make_config(tmp_path / "out", dataset=color_folder,
-                      backbone=f"keras_hub:{preset_dir}", image_size=32,
-                      fine_tune_depth=1, epochs=2, head_epochs=1, bn_inference=False)
-    outputs = run_lib.run(cfg)
-    assert [p["name"] for p in outputs.metrics["training"]["phases"]] == ["head", "fine_tune"]
-    files = [str(p) for p in sorted(pathlib.Path(color_folder).rglob("*.png"))[:4]]
-    served = serve_in_fresh_process(outputs.export_dir, files, tmp_path)
-    assert served["probabilities"].shape == (4, 3)
-    np.testing.assert_allclose(served["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    check_a_run_trains_and_serves(tmp_path, color_folder, f"keras_hub:{preset_dir}")

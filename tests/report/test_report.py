@@ -33,7 +33,9 @@ def finished_run(tmp_path):
                         "class_counts": {"train": [70, 60, 70], "test": [20, 20, 20]}},
                "training": {"phases": [{"name": "head", "epochs": 1, "seconds": 3.0,
                                         "images_per_second": 66.0, "ema_momentum": 0.99,
-                                        "history": {"loss": [1.0], "val_loss": [1.1]}}]},
+                                        "history": {"loss": [1.0], "val_loss": [1.1]}}],
+                            "warm_start": {"trial_id": "01", "validation_accuracy": 0.9,
+                                           "kept": False}},
                "performance": {"device": "CPU: test", "parameters": {"total": 10},
                                "training_images_per_second": {"head": 66.0}},
                "budget": {"budget_seconds": 300.0, "spent_seconds": 281.4, "attempts": 2,
@@ -70,6 +72,8 @@ def test_report_shows_config_data_search_metrics_and_performance(finished_run):
            f"{metrics['test']['balanced_accuracy']:.4g} |" in text
     assert "| head | none (frozen) | 1 | 3 | 66 | 0.99 |" in text  # the weights' average (--ema)
     assert "Do no harm: trained trial 01, the best." in text
+    assert ("started from trial 01's best epoch (validation accuracy 0.9); a later epoch "
+            "beat it.") in text
     assert "margin +0.045 against noise 0.01." in text
     assert "9 trials planned, 2 epochs each on 50% of the training split" in text
     assert "| search | 120 | 131.5 |" in text and "| total | 300 | 281.4 |" in text

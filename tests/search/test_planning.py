@@ -37,4 +37,7 @@ def test_trials_slower_than_estimated_scale_the_final_training_down(tmp_path, ti
     run, _ = _run(tmp_path / "again")
     slower = planning.final_config(run, cfg, [_trial(2, 2.5 * estimate)]).train.epochs
     assert 1 <= slower < as_estimated
+    # Sized to the time, the final training runs its epochs (the best one is restored).
+    assert cfg.train.early_stopping_patience > 0
+    assert planning.final_config(run, cfg).train.early_stopping_patience == 0
     assert run.ledger.notes["slowdown"] == pytest.approx(2.5)

@@ -16,7 +16,7 @@ from tftransfer.evaluate import splits as evaluate
 from tftransfer.export import layout as export_layout
 from tftransfer.model import classifier as model_lib
 from tftransfer.report import comparison
-from tftransfer.search import tuning as search
+from tftransfer.search import carry_over, tuning as search
 from tftransfer.train import training as train_lib
 from tftransfer.variants import ensemble, evaluation as variants
 
@@ -79,8 +79,8 @@ def test_restored_members_reproduce_their_trial_scores(searched):
     # checkpoint (trained on cached features), fine-tuned ones a whole-classifier one.
     every_trial = dataclasses.replace(searched.found, best_values={})
     trials = ensemble.runner_up_trials(every_trial, 3)
-    kinds = {ensemble._holds_backbone(ensemble.trial_checkpoint(searched.cfg.output_dir,
-                                                                t["trial_id"]))
+    kinds = {carry_over.holds_backbone(carry_over.trial_checkpoint(searched.cfg.output_dir,
+                                                                  t["trial_id"]))
              for t in trials}
     assert kinds == {True, False}
     cfg = dataclasses.replace(searched.cfg, ensemble=dataclasses.replace(

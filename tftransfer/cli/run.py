@@ -157,14 +157,18 @@ def _load_and_search(cfg, strategy, ledger=None):
     return (*searched, budgeted)
 
 
-def _train(cfg, data, strategy, deadline=None):
+def _train(cfg, data, strategy, deadline=None, warm_start=None):
+    """`warm_start`: the chosen trial's weights to start from (search.carry_over)."""
     from tftransfer.model import classifier as model_lib
+    from tftransfer.search import carry_over
     from tftransfer.train import training as train_lib
 
     with strategy.scope():
         classifier = model_lib.build_model(cfg, data.num_classes,
                                            multi_label=data.multi_label)
-        trained = train_lib.train(classifier, classifier.backbone, data, cfg, deadline)
+        to_beat = carry_over.apply(classifier, warm_start)
+        trained = train_lib.train(classifier, classifier.backbone, data, cfg, deadline,
+                                  to_beat)
     return classifier, trained
 
 
@@ -310,11 +314,16 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     final_cfg, deadline = _sized_to_budget(budgeted, final_cfg, found)
     atomic.write_config(os.path.join(final_cfg.output_dir, run_folder.CONFIG_JSON), final_cfg,
                         chosen_hyperparameters=None if found is None else found.best_values)
-    classifier, trained = _train(final_cfg, data, strategy, deadline)
+    warm_start = None if found is None else found.warm_start
+    classifier, trained = _train(final_cfg, data, strategy, deadline, warm_start)
     if ledger is not None:
         ledger.end_stage("final training")
     classifier, metrics, predictions = _evaluate(classifier, data, trained,
                                                  final_cfg.train.calibrate, final_cfg.train.tta)
+    if trained.start_score is not None:
+        metrics["training"]["warm_start"] = {
+            "trial_id": warm_start.trial_id, "validation_accuracy": trained.start_score,
+            "kept": trained.best_validation_accuracy == trained.start_score}
     if cfg.train.learning_rate == FIND_LEARNING_RATE:
         metrics["lr_find"] = atomic.read_json(os.path.join(cfg.output_dir,
                                                            run_folder.LR_FIND_JSON))

@@ -169,6 +169,9 @@ class SearchConfig:
     search_epochs: int = field(3, "Epochs per trial (Hyperband: its max_epochs).")
     search_fraction: float = field(1.0, "Seeded fraction of the training split to search on.")
     executions_per_trial: int = field(1, "Trainings per trial, averaged.")
+    warm_start: bool = field(True, "The final training starts from the chosen trial's "
+                                   "best epoch and keeps it unless it scores higher on "
+                                   "validation; false: from the pretrained weights.")
     search_space: str = field("", "JSON file overriding the default search space.")
     max_failed_trials: int = field(3, "Consecutive failed trials before the search stops.")
     overwrite: bool = field(False, "Start the search afresh instead of resuming it.")

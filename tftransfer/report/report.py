@@ -156,6 +156,16 @@ def _decision_blocks(search: Mapping) -> list:
                       f"{decision['margin']:+} against noise {decision['noise']}.")]
 
 
+def _warm_start_blocks(warm_start: Mapping | None) -> list:
+    if not warm_start:
+        return []
+    outcome = ("no epoch beat it, so its weights are the model" if warm_start["kept"]
+               else "a later epoch beat it")
+    return [Paragraph(f"The final training started from trial {warm_start['trial_id']}'s "
+                      f"best epoch (validation accuracy "
+                      f"{warm_start['validation_accuracy']:.4g}); {outcome}.")]
+
+
 def _budget_blocks(budget: Mapping) -> list:
     plan = budget["plan"]
     rows = [(stage, seconds["estimated"], seconds["actual"])
@@ -269,6 +279,7 @@ def _blocks(output_dir: str, figure_paths: Mapping[str, str]) -> list:
                      [(p["name"], _depth_text(p.get("fine_tune_depth", 0)), p["epochs"],
                        p["seconds"], p["images_per_second"])
                       + ((p.get("ema_momentum"),) if averaged else ()) for p in phases])]
+    blocks += _warm_start_blocks(metrics.get("training", {}).get("warm_start"))
     if "lr_find" in metrics:
         blocks += figure("learning_rate_range", "Learning-rate range test (--learning_rate="
                          f"find): {metrics['lr_find']['suggested_learning_rate']:.2g} used")

@@ -24,6 +24,7 @@ from tftransfer.model import (
 )
 from tftransfer.outputs import console, files as atomic, run_folder
 from tftransfer.search import (
+    carry_over,
     feature_cache as features_lib,
     hyperrule,
     inputs as inputs_lib,
@@ -161,6 +162,7 @@ class SearchResult:
     best_score: float
     trials: list[dict]
     decision: selection.Decision | None = None
+    warm_start: carry_over.WarmStart | None = None   # the chosen trial's best epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,4 +286,5 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     logging.info("Best trial %s: %s = %.4f, %s; training trial %s's values",
                  best["trial_id"], OBJECTIVE, best["score"], best["hyperparameters"],
                  chosen["trial_id"])
-    return SearchResult(dict(chosen["hyperparameters"]), chosen["score"], trials, decision)
+    return SearchResult(dict(chosen["hyperparameters"]), chosen["score"], trials, decision,
+                        carry_over.warm_start(cfg, chosen, "adversarial" in space))

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 
 import keras
 from absl import logging
@@ -47,6 +48,7 @@ class PhaseResult:
 class TrainResult:
     phases: list[PhaseResult]
     best_validation_accuracy: float | None
+    start_score: float | None = None    # the warm start's validation score, if one
 
 
 def unfreeze_stages(depth: int, schedule: tuple[int, ...], epochs: int) -> list[tuple[int, int]]:
@@ -299,9 +301,12 @@ class StopAtDeadline(keras.callbacks.Callback):
 
 
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
-          cfg: RunConfig, deadline: Deadline | None = None) -> TrainResult:
+          cfg: RunConfig, deadline: Deadline | None = None,
+          start_score: float | None = None) -> TrainResult:
     """The final training: phases, TensorBoard, early stopping, best weights restored;
-    with a `deadline`, no epoch starts that would end after it."""
+    with a `deadline`, no epoch starts that would end after it. `start_score`: the
+    validation score of the weights `classifier` starts with (a search trial's), kept as
+    the best unless an epoch beats it."""
     best_path = os.path.join(cfg.output_dir, run_folder.BEST_WEIGHTS)
     os.makedirs(os.path.dirname(best_path), exist_ok=True)
     callbacks = [keras.callbacks.TerminateOnNaN(),
@@ -311,6 +316,10 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
         callbacks.append(StopAtDeadline(deadline))
     backup_dir = os.path.join(cfg.output_dir, run_folder.BACKUP)
     resumed_best = _open_backup(backup_dir, cfg)
+    if resumed_best is None and start_score is not None and data.validation is not None:
+        classifier.save_weights(best_path)
+        resumed_best = start_score
+        _record_best(backup_dir, start_score)
     best_checkpoint, monitor = None, compile_lib.monitored(data.multi_label)
     if data.validation is not None:
         # One instance for all phases: phase 2 must beat phase 1's best to replace it.
@@ -336,7 +345,11 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
     shutil.rmtree(backup_dir)
     best = None
     if best_checkpoint is not None and os.path.exists(best_path):
-        classifier.load_weights(best_path)
+        with warnings.catch_warnings():
+            # Weights saved before the first compile (a warm start's) hold no optimizer
+            # state, which is not needed after training.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            classifier.load_weights(best_path)
         best = float(best_checkpoint.best)
         logging.info("Restored the best weights: %s %.4f", monitor, best)
-    return TrainResult(phases, best)
+    return TrainResult(phases, best, start_score)

@@ -15,19 +15,17 @@ import json
 import os
 from typing import Sequence
 
-import h5py
 import keras
 import tensorflow as tf
 from absl import logging
 
-from tftransfer import private_api
 from tftransfer.config.errors import UserError
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data import pipeline as data_lib
 from tftransfer.data.pipeline import DataBundle
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs import run_folder
-from tftransfer.search import tuning as search
+from tftransfer.search import carry_over, tuning as search
 from tftransfer.train import training as train_lib
 
 FOLDER = run_folder.ENSEMBLE
@@ -63,17 +61,6 @@ def runner_up_trials(search_result: search.SearchResult, count: int,
     return chosen
 
 
-def trial_checkpoint(output_dir: str, trial_id: str) -> str:
-    """KerasTuner's checkpoint of a trial's best epoch."""
-    return private_api.trial_checkpoint(os.path.join(output_dir, run_folder.SEARCH), trial_id)
-
-
-def _holds_backbone(checkpoint: str) -> bool:
-    """False for a head trained alone on cached features."""
-    with h5py.File(checkpoint, "r") as f:
-        return model_lib.BACKBONE_WEIGHTS in f.get("layers", {})
-
-
 def _member(member_cfg: RunConfig, num_classes: int,
             name: str) -> model_lib.TransferClassifier:
     """A new classifier on a freshly loaded hub module."""
@@ -81,13 +68,13 @@ def _member(member_cfg: RunConfig, num_classes: int,
 
 
 def _restored(trial: dict, member_cfg: RunConfig, num_classes: int, strategy, cfg):
-    checkpoint = trial_checkpoint(cfg.output_dir, trial["trial_id"])
+    checkpoint = carry_over.trial_checkpoint(cfg.output_dir, trial["trial_id"])
     if not os.path.isfile(checkpoint):
         raise UserError(f"--ensemble_members=restore: trial {trial['trial_id']} has no "
                         f"checkpoint ({checkpoint}); use --ensemble_members=retrain")
     with strategy.scope():
         classifier = _member(member_cfg, num_classes, f"trial_{trial['trial_id']}")
-        (classifier if _holds_backbone(checkpoint) else classifier.head).load_weights(checkpoint)
+        carry_over.load_trial_weights(classifier, checkpoint)
     return classifier
 
 
