@@ -162,3 +162,29 @@ def check_a_run_trains_and_serves(tmp_path, color_folder, backbone: str):
     assert served["probabilities"].shape == (4, 3)
     np.testing.assert_allclose(served["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     return cfg
+
+
+def mixed_search(root, hub_dir, folder, **values):
+    """A 3-trial random search whose trials are frozen (head checkpoints, trained on cached
+    features) or fine-tune the top block (whole-classifier checkpoints): a namespace of
+    cfg, data, strategy and found (the SearchResult). `values`: more flags."""
+    import json
+    import types
+
+    from tftransfer.data import pipeline as data_lib
+    from tftransfer.distribute import strategy as distribute
+    from tftransfer.search import tuning as search
+
+    space = root / "space.json"
+    space.write_text(json.dumps({
+        "fine_tune_depth": [0, 1], "augment": [False], "optimizer": ["adam"],
+        "head_units": [""], "dropout": 0.0, "label_smoothing": [0.0],
+        "learning_rate": {"min": 0.05, "max": 0.15}, "fine_tune_lr_factor": 1.0,
+        "bn_inference": True}))
+    cfg = make_config(root / "run", dataset=folder, hub_handle=hub_dir, seed=2,
+                      search="random", max_trials=3, search_space=str(space),
+                      early_stopping_patience=0, **values)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
+    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
+    return types.SimpleNamespace(cfg=cfg, data=data, strategy=strategy,
+                                 found=search.run_search(cfg, data, strategy))

@@ -1,13 +1,9 @@
 import dataclasses
-import json
-import types
 
 import numpy as np
 import pytest
-from conftest import make_config
+from conftest import mixed_search
 
-from tftransfer.data import pipeline as data_lib
-from tftransfer.distribute import strategy as distribute
 from tftransfer.evaluate import splits as evaluate
 from tftransfer.model import classifier as model_lib
 from tftransfer.search import carry_over, tuning as search
@@ -16,22 +12,8 @@ from tftransfer.train import training as train_lib
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory, tiny_hub_dir, color_folder):
-    """A 3-trial search whose trials are frozen (head checkpoints, from cached features)
-    or fine-tuned (whole-classifier checkpoints)."""
-    root = tmp_path_factory.mktemp("carry_over")
-    space = root / "space.json"
-    space.write_text(json.dumps({
-        "fine_tune_depth": [0, 1], "augment": [False], "optimizer": ["adam"],
-        "head_units": [""], "dropout": 0.0, "label_smoothing": [0.0],
-        "learning_rate": {"min": 0.05, "max": 0.15}, "fine_tune_lr_factor": 1.0,
-        "bn_inference": True}))
-    cfg = make_config(root / "run", dataset=color_folder, hub_handle=tiny_hub_dir, seed=2,
-                      search="random", max_trials=3, search_epochs=3, search_space=str(space),
-                      early_stopping_patience=0)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
-    found = search.run_search(cfg, data, strategy)
-    return types.SimpleNamespace(cfg=cfg, data=data, strategy=strategy, found=found)
+    return mixed_search(tmp_path_factory.mktemp("carry_over"), tiny_hub_dir, color_folder,
+                        search_epochs=3)
 
 
 def _classifier(searched, values):

@@ -1,17 +1,14 @@
 import dataclasses
-import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TESTS, make_config
+from conftest import TESTS, mixed_search
 
-from tftransfer.data import pipeline as data_lib, preprocess
-from tftransfer.distribute import strategy as distribute
+from tftransfer.data import preprocess
 from tftransfer.evaluate import splits as evaluate
 from tftransfer.export import layout as export_layout
 from tftransfer.model import classifier as model_lib
@@ -34,23 +31,11 @@ def _trained_classifier(cfg, data, strategy, name="classifier"):
 def searched(tmp_path_factory, tiny_hub_dir, color_folder):
     """A 3-trial search whose trials are frozen (head checkpoints, trained on cached
     features) or fine-tuned (whole-classifier checkpoints), then the final training."""
-    root = tmp_path_factory.mktemp("ensemble")
-    space = root / "space.json"
-    space.write_text(json.dumps({
-        "fine_tune_depth": [0, 1], "augment": [False], "optimizer": ["adam"],
-        "head_units": [""], "dropout": 0.0, "label_smoothing": [0.0],
-        "learning_rate": {"min": 0.05, "max": 0.15}, "fine_tune_lr_factor": 1.0,
-        "bn_inference": True}))
-    cfg = make_config(root / "run", dataset=color_folder, hub_handle=tiny_hub_dir, seed=2,
-                      search="random", max_trials=3, search_epochs=4, search_space=str(space),
-                      ensemble_top_k=3, early_stopping_patience=0)
-    strategy = distribute.make_strategy(cfg.strategy, cfg.data.batch_size)
-    data = data_lib.load_data(cfg.data, cfg.seed, "", strategy.num_replicas_in_sync)
-    found = search.run_search(cfg, data, strategy)
-    final, backbone = _trained_classifier(search.apply_values(cfg, found.best_values), data,
-                                          strategy)
-    return types.SimpleNamespace(cfg=cfg, data=data, strategy=strategy, found=found,
-                                 final=final, backbone=backbone)
+    run = mixed_search(tmp_path_factory.mktemp("ensemble"), tiny_hub_dir, color_folder,
+                       search_epochs=4, ensemble_top_k=3)
+    run.final, run.backbone = _trained_classifier(
+        search.apply_values(run.cfg, run.found.best_values), run.data, run.strategy)
+    return run
 
 
 def test_an_ensemble_of_copies_predicts_like_the_model(searched):
