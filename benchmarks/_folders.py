@@ -4,7 +4,10 @@ Fashion-MNIST, for benchmarks that must run as a user with a folder would:
 - `fashion`: the ten classes, `per_class` training images each, at 28 px (grey PNGs);
 - `coarse`: four groupings of the classes (tops, bottoms, footwear, bags-and-dresses),
   upscaled to `size` px RGB with a random tint per image: another class count, resolution
-  and colour statistics than the backbone's ImageNet or Fashion-MNIST's own.
+  and colour statistics than the backbone's ImageNet or Fashion-MNIST's own;
+- `digits`: scikit-learn's 1,797 real handwritten digits at their own 8 px (grey PNGs),
+  another domain at a far lower resolution; `per_class` caps the training images per class
+  (about 110 at most), and validation and test take about 35 per class each.
 
 `imbalance` R > 1 makes the training and validation splits long-tailed: the classes'
 counts fall geometrically from `per_class` to `per_class / R` in a seeded order; the test
@@ -53,11 +56,39 @@ def _tail(groups, imbalance: float, rng) -> dict[str, float]:
     return {names[i]: imbalance ** (-rank / steps) for rank, i in enumerate(order)}
 
 
+def _digits_arrays(rng):
+    """(train, validation, test) of scikit-learn's digits, shuffled with `rng`."""
+    from sklearn import datasets
+
+    digits = datasets.load_digits()
+    images = (digits.images * (255 / 16)).round().astype(np.uint8)[..., None]
+    order = rng.permutation(len(images))
+    images, labels = images[order], digits.target[order]
+    test, validation = len(images) // 5, len(images) // 5
+    return ((images[test + validation:], labels[test + validation:]),
+            (images[test:test + validation], labels[test:test + validation]),
+            (images[:test], labels[:test]))
+
+
+def _make_digits(out_dir: str, per_class: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    splits = dict(zip(("train", "validation", "test"), _digits_arrays(rng)))
+    for split, (images, labels) in splits.items():
+        if split == "train":
+            kept = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in range(10)])
+            images, labels = images[kept], labels[kept]
+        _write(os.path.join(out_dir, split), images, [f"digit{k}" for k in labels],
+               lambda image, i: image)
+    return out_dir
+
+
 def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0,
          imbalance: float = 1.0) -> str:
     """Writes the dataset under `out_dir` (if not there yet) and returns `out_dir`."""
     if os.path.isdir(os.path.join(out_dir, "test")):
         return out_dir
+    if kind == "digits":
+        return _make_digits(out_dir, per_class, seed)
     (train_x, train_y), (test_x, test_y) = _fashion_arrays()
     rng = np.random.default_rng(seed)
     if kind == "fashion":
@@ -95,7 +126,7 @@ def make(kind: str, out_dir: str, per_class: int, size: int = 64, seed: int = 0,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=("fashion", "coarse"))
+    parser.add_argument("kind", choices=("fashion", "coarse", "digits"))
     parser.add_argument("out_dir")
     parser.add_argument("--per_class", type=int, default=300)
     parser.add_argument("--size", type=int, default=64)

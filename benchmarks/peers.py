@@ -10,11 +10,13 @@ accuracy of each; the ratio printed last is tftransfer's / AutoKeras's (the aim:
   test images. AutoKeras 3.0.0 passes a numpy integer to `Dense(units=...)`, which Keras
   3.15 refuses: the one-line workaround below casts it.
 
-FOLDER is made from the offline Fashion-MNIST (benchmarks/_folders.py): `fashion` (10
-classes, 28 px grey, --per_class training images each) by default, or `coarse` (4 class
-groups at 64 px RGB). --quick: a 120 s budget on a small folder at 32 px.
+FOLDER is made by benchmarks/_folders.py: `fashion` (the offline Fashion-MNIST's 10
+classes, 28 px grey, --per_class training images each) by default, `coarse` (4 class
+groups of it at 64 px RGB) or `digits` (scikit-learn's real 8 px handwritten digits, at
+most about 110 training images per class). --quick: a 120 s budget on a small folder at
+32 px.
 
-    python3 benchmarks/peers.py [--quick] [--kind=fashion|coarse] [--per_class=100]
+    python3 benchmarks/peers.py [--quick] [--kind=fashion|coarse|digits] [--per_class=100]
         [--budget=3m]
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ import _folders
 
 
 def _add_arguments(parser) -> None:
-    parser.add_argument("--kind", default="fashion", choices=("fashion", "coarse"))
+    parser.add_argument("--kind", default="fashion", choices=("fashion", "coarse", "digits"))
     parser.add_argument("--per_class", type=int, default=100)
     parser.add_argument("--budget", default="3m")
 

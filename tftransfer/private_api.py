@@ -7,7 +7,7 @@ differs from its pin, when a listed name or a parameter we rely on is gone, and 
 other module of tftransfer spells a listed name.
 
 The mixins below turn KerasTuner's private hooks into public-named ones, which
-search/tuners.py defines: `starting_values()` and `write_state(path, state)`. This module
+search/tuners.py defines: `first_values()` and `write_state(path, state)`. This module
 imports neither Keras nor KerasTuner, so any stage may import it cheaply.
 """
 from __future__ import annotations
@@ -63,13 +63,13 @@ PRIVATE_NAMES = (
 
 
 class StartingValuesFirst:
-    """Oracle mixin: a new trial takes `self.starting_values()` unless tried already,
+    """Oracle mixin: a new trial takes the first of `self.first_values()` not tried yet,
     else the oracle's own draw."""
 
     def _random_values(self):
-        values = self.starting_values()
-        if not self._duplicate(values):
-            return values
+        for values in self.first_values():
+            if not self._duplicate(values):
+                return values
         return super()._random_values()
 
 

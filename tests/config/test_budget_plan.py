@@ -157,3 +157,45 @@ def test_the_starting_points_trial_is_costed_on_its_own():
     roomy = plan(300, augmented=True)
     start = budget_lib.trial_seconds(TIMES, WORK, 0, roomy.search_fraction, cached=False)
     assert start + (roomy.trials - 1) * roomy.trial_seconds <= roomy.search
+
+
+def test_a_seed_point_makes_a_search_of_two_trials_worth_its_time():
+    def plan(budget, seeds):
+        return plan_lib.plan_run(budget, 30, TIMES, WORK, start_depth=0, start_epochs=5,
+                                 depths=(0,), cache_frozen=False, seeds=seeds)
+    budget = next(b for b in range(100, 600, 5) if plan(b, ((None, 0),)).trials)
+    seeded = plan(budget, ((None, 0),))
+    assert seeded.trials == plan_lib.MIN_SEEDED_TRIALS and plan(budget, ()).trials == 0
+    assert 2 * seeded.trial_seconds <= seeded.search
+
+
+def test_two_uncached_first_trials_are_not_charged_the_features_other_trials_need():
+    # An augmented start and a fine-tuned seed extract no features: at 4 sizes extracting
+    # them all would cost more than both trials.
+    times = StepTimes(forward=0.3, head=0.001, train={0: 0.1, -1: 0.3}, setup=5.0,
+                      scale={224: 1.0, 32: 0.1, 64: 0.2, 128: 0.4})
+    sizes = (224, 32, 64, 128)
+
+    def plan(budget):
+        return plan_lib.plan_run(budget, 30, times, WORK, start_depth=0, start_epochs=5,
+                                 depths=(0, -1), cache_frozen=True, sizes=sizes,
+                                 start_augmented=True, seeds=((32, -1),))
+    seeded = next(p for p in map(plan, range(100, 900, 10)) if p.trials)
+    extraction = sum(budget_lib.extraction_seconds(budget_lib.at_size(times, s), WORK,
+                                                   seeded.search_fraction) for s in sizes)
+    assert seeded.trials == plan_lib.MIN_SEEDED_TRIALS and seeded.search < extraction
+
+
+def test_the_seed_points_depth_is_kept_when_dearer_ones_are_dropped():
+    # Full fine-tuning (the dearest depth) at a seed point, besides a frozen start.
+    def plan(budget, seeds):
+        return plan_lib.plan_run(budget, 30, TIMES, WORK, start_depth=0, start_epochs=5,
+                                 depths=(0, 4, 8, -1), cache_frozen=False, seeds=seeds)
+    budgets = range(150, 600, 25)
+    searched = [plan(b, ((None, -1),)) for b in budgets if plan(b, ((None, -1),)).trials]
+    assert searched and all(-1 in p.depths for p in searched)
+    assert any(plan(b, ()).trials and -1 not in plan(b, ()).depths for b in budgets)
+    for p in searched:
+        firsts = sum(budget_lib.trial_seconds(TIMES, WORK, d, p.search_fraction, False)
+                     for d in (0, -1))
+        assert firsts + (p.trials - 2) * p.trial_seconds <= p.search

@@ -21,3 +21,21 @@ def test_depths_never_exceed_the_backbone():
     assert prior(100, num_blocks=1).fine_tune_depths == (0, 1, -1)
     assert prior(10_000, num_blocks=3).fine_tune_depths == (0, 2, 1, -1)
     assert prior(100, num_blocks=0).fine_tune_depths == (0,)
+
+
+def test_small_images_are_tried_fully_fine_tuned_at_about_twice_their_size():
+    from tftransfer.search.hyperrule import SMALL_IMAGE_POINT, small_image_point
+
+    sizes = (224, 32, 64, 128)
+    assert small_image_point(8, sizes) == {"image_size": 32, **SMALL_IMAGE_POINT}
+    assert small_image_point(28, sizes)["image_size"] == 64
+    assert small_image_point(64, (224, 64, 128))["image_size"] == 128
+    assert small_image_point(100, (224, 128))["image_size"] == 128   # the largest below native
+    assert SMALL_IMAGE_POINT["fine_tune_depth"] == -1 and not SMALL_IMAGE_POINT["augment"]
+
+
+def test_no_small_image_point_when_the_resolution_is_not_searched():
+    from tftransfer.search.hyperrule import small_image_point
+
+    assert small_image_point(None, (224, 32)) is None    # --image_size was given
+    assert small_image_point(300, (224,)) is None        # images near the native size

@@ -28,7 +28,17 @@ def test_two_seeds_that_disagree_raise_the_bar():
     assert decision.noise == pytest.approx(0.08) and decision.keep_start
 
 
-def test_a_second_seed_is_trained_whenever_a_trial_beats_the_start():
-    assert not selection.needs_second_seed(0.80, 0.80)     # the start is the best
-    assert selection.needs_second_seed(0.82, 0.80)
-    assert selection.needs_second_seed(0.95, 0.80)
+def test_a_second_seed_is_trained_only_when_it_could_change_the_decision():
+    error = selection.standard_error(0.80, 1000)             # 0.0126
+    assert not selection.needs_second_seed(0.80, 0.80, 1000)     # the start is the best
+    assert not selection.needs_second_seed(0.80 + 0.4 * error, 0.80, 1000)
+    assert selection.needs_second_seed(0.80 + 0.6 * error, 0.80, 1000)
+    assert selection.needs_second_seed(0.95, 0.80, 1000)
+
+
+@pytest.mark.parametrize("lead", [0.0, 0.2, 0.45])
+def test_no_second_score_flips_a_lead_of_at_most_half_a_standard_error(lead):
+    error = selection.standard_error(0.80, 1000)
+    best = 0.80 + lead * error
+    for second in (0.80 + k * error / 10 for k in range(-60, 61)):
+        assert selection.decide(best, (0.80, second), 1000).keep_start

@@ -153,3 +153,15 @@ def test_augmentations_are_an_opt_in_dimension_of_name_lists(tmp_path):
     flat = to_flat(from_flat({"augmentations": ("flip", "crop", "mixup")}))
     started = ss.start_at_flags(parsed, flat)
     assert started["augmentations"].values[0] == "flip,crop,mixup"
+
+
+def test_a_point_is_held_only_where_every_value_is_one_the_space_takes():
+    space = ss.build_space(prior(500, 16), True, 32, {}, image_sizes=(224, 32, 64))
+    assert ss.holds(space, {"image_size": 32, "fine_tune_depth": -1, "augment": False,
+                            "fine_tune_lr_factor": 0.5})
+    assert not ss.holds(space, {"image_size": 48})              # not a searched size
+    assert not ss.holds(space, {"fine_tune_lr_factor": 0.9})    # outside the range
+    assert not ss.holds(space, {"batch_size": 64})              # fixed at 32
+    assert not ss.holds(space, {"ema": True})                   # not in the space
+    no_augment = ss.build_space(prior(500, 16), False, 32, {}, image_sizes=(224, 32))
+    assert not ss.holds(no_augment, {"augment": True})

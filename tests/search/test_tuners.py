@@ -91,6 +91,17 @@ def test_every_tuner_starts_at_the_spaces_starting_point(name, make_tuner):
     assert first not in later and later[0] != later[1]
 
 
+@pytest.mark.parametrize("name", sorted(KERAS_TUNER_ORACLES))
+def test_the_seed_points_come_right_after_the_start(name, make_tuner):
+    oracle = make_tuner(name).oracle
+    oracle.seed_points = ({"fine_tune_depth": -1, "augment": True},)
+    start = _searched(oracle.create_trial("tuner0").hyperparameters.values)
+    seeded = _searched(oracle.create_trial("tuner1").hyperparameters.values)
+    assert seeded == {**start, "fine_tune_depth": -1, "augment": True}
+    assert _searched(oracle.create_trial("tuner2").hyperparameters.values) not in (start,
+                                                                                  seeded)
+
+
 def test_a_resumed_search_does_not_rerun_the_starting_point(make_tuner):
     oracle = make_tuner("random").oracle
     first = oracle.create_trial("tuner0")
@@ -178,6 +189,26 @@ def test_slow_trials_end_the_search_early_enough_for_a_slow_final_training(make_
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
 
 
+def test_a_second_seed_must_fit_before_the_deadline_that_slow_trials_moved(make_tuner,
+                                                                           monkeypatch):
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 300.0, 50.0, 500.0
+    for _ in range(2):
+        trial = oracle.create_trial("tuner0")
+        now["t"] += 60                                   # 1.2x the estimate
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        oracle.end_trial(trial)
+    # 180 s left by the plain deadline; the final training will need 0.2 x 500 s more.
+    assert oracle.effective_deadline(holdback=False) == pytest.approx(200.0)
+    assert oracle.second_seed_fits()                     # 120 + 60 <= 200
+    now["t"] = 150.0
+    assert not oracle.second_seed_fits()                 # 150 + 60 > 200, though < 300
+
+
 def test_the_starts_trial_is_measured_against_its_own_estimate(make_tuner, monkeypatch):
     import types
 
@@ -195,7 +226,30 @@ def test_the_starts_trial_is_measured_against_its_own_estimate(make_tuner, monke
     assert oracle.expected_trial_seconds() == pytest.approx(5.5)
 
 
-def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
+def test_a_seed_points_trial_starts_when_its_own_estimate_fits(make_tuner, monkeypatch):
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    oracle = make_tuner("random").oracle
+    oracle.seed_points = ({"fine_tune_depth": -1},)
+    oracle.deadline, oracle.trial_seconds = 100.0, 60.0       # the mean trial: 60 s
+    oracle.start_trial_seconds, oracle.seed_trial_seconds = 50.0, (40.0,)
+    trial = oracle.create_trial("tuner0")
+    now["t"] += 50
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    oracle.end_trial(trial)
+    assert oracle.expected_trial_seconds(1) == pytest.approx(40.0)
+    seed = oracle.create_trial("tuner0")                      # 50 + 40 <= 100
+    assert seed.status == kt.engine.trial.TrialStatus.RUNNING
+    assert seed.hyperparameters.values["fine_tune_depth"] == -1
+    now["t"] += 40
+    oracle.update_trial(seed.trial_id, {"val_accuracy": 0.4})
+    oracle.end_trial(seed)
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
+
+
+def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_could_need_one(
         make_tuner, monkeypatch):
     import types
 
@@ -203,6 +257,7 @@ def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
     monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
     oracle = make_tuner("random").oracle
     oracle.deadline, oracle.trial_seconds, oracle.holdback_trials = 1000.0, 50.0, 1
+    oracle.validation_examples = 1000                    # a standard error of 0.016
 
     def run(score):
         trial = oracle.create_trial("tuner0")
@@ -215,6 +270,7 @@ def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_beats_the_start(
     assert _searched(start.hyperparameters.values) == _searched(oracle.starting_values())
     assert not oracle.start_beaten() and oracle.effective_deadline() == 1000.0
     run(0.4)                                             # below the start: nothing to check
+    run(0.505)                                           # ahead by under half that error
     assert oracle.effective_deadline() == 1000.0
     run(0.6)                                             # beats it: a second seed will run
     assert oracle.start_beaten() and oracle.effective_deadline() == pytest.approx(950.0)

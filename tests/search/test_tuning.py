@@ -308,3 +308,17 @@ def test_trials_train_on_the_searched_augmentations_with_soft_labels(tmp_path, t
     assert (("flip", "mixup", "cutmix"), 3) in built  # the trial's pipeline mixed labels
     assert search.apply_values(cfg, result.best_values).data.augmentations == (
         "flip", "mixup", "cutmix")
+
+
+def test_the_small_image_point_is_tried_only_where_the_space_holds_it():
+    from tftransfer.search import hyperrule, space as search_space
+
+    def space(augment, overrides=None):
+        return search_space.build_space(hyperrule.prior(1000, 16), augment, 32,
+                                        overrides or {}, image_sizes=(224, 32, 64, 128))
+    assert search.seed_points(space(True), own_size=28) == (
+        {"image_size": 64, **hyperrule.SMALL_IMAGE_POINT},)
+    assert search.seed_points(space(True), own_size=None) == ()
+    shallow = {"fine_tune_depth": search_space.Choice((0, 2))}
+    assert search.seed_points(space(True, shallow), own_size=28) == ()
+    assert search.seed_points(space(False), own_size=8)[0]["image_size"] == 32

@@ -172,57 +172,6 @@ def _train(cfg, data, strategy, deadline=None, warm_start=None):
     return classifier, trained
 
 
-def _evaluate_multi_label(classifier, data, trained):
-    """_evaluate's counterpart for multi-hot labels: metrics.json's `multi_label` block
-    (thresholds chosen on validation, each split's scores) instead of the split blocks."""
-    from tftransfer.evaluate import multi_label, splits as evaluate
-
-    predictions = {split: evaluate.predict_split(classifier, dataset)
-                   for split, dataset in (("validation", data.validation), ("test", data.test))
-                   if dataset is not None}
-    block = multi_label.evaluate(predictions, data.class_names)
-    shown = multi_label.evaluated_split(block)
-    if shown:
-        logging.info("Multi-label %s split: mAP %s, micro-F1 %.4f, macro-F1 %.4f", shown,
-                     block[shown]["mean_average_precision"], block[shown]["micro_f1"],
-                     block[shown]["macro_f1"])
-    metrics = {"class_names": data.class_names, "multi_label": block,
-               "training": {"phases": [vars(p) for p in trained.phases],
-                            "best_validation_accuracy": None,
-                            "best_validation_auc": trained.best_validation_accuracy},
-               "data": {"sizes": data.sizes, "skipped": data.skipped,
-                        "class_counts": data.class_counts}}
-    return classifier, metrics, predictions
-
-
-def _evaluate(classifier, data, trained, calibrate: bool = False, tta: str = "none"):
-    """(the classifier the later stages use: with --calibrate, the temperature-scaled one;
-    metrics.json's first blocks: each split's scores (with --tta, its), the classes, the
-    training, the data, the test-time augmentation, the calibration and the ROC curves;
-    the predictions on each split)."""
-    if data.multi_label:
-        return _evaluate_multi_label(classifier, data, trained)
-    from tftransfer.evaluate import metrics as classification_metrics, splits as evaluate
-
-    scores, predictions = evaluate.evaluate_splits(classifier, data, tta)
-    blocks = {}
-    if tta != "none":
-        blocks["tta"] = evaluate.tta_block(classifier, data, tta, scores)
-    if calibrate:
-        classifier, scores, predictions, blocks["calibration"] = evaluate.calibrate(
-            classifier, data, scores, predictions, tta)
-    metrics = {**scores, "class_names": data.class_names,
-               "training": {"phases": [vars(p) for p in trained.phases],
-                            "best_validation_accuracy": trained.best_validation_accuracy},
-               "data": {"sizes": data.sizes, "skipped": data.skipped,
-                        "class_counts": data.class_counts}, **blocks}
-    split = "test" if "test" in predictions else "validation"
-    if split in predictions:
-        metrics["roc_curves"] = {"split": split, **classification_metrics.roc_curves(
-            *predictions[split], data.class_names)}
-    return classifier, metrics, predictions
-
-
 def _export(cfg, classifier, data, trained, thresholds=None) -> tuple[str, dict]:
     """The SavedModel (with --export_tta, of the flip-averaged classifier): (its folder,
     metrics.json's `performance` block). `thresholds`: a multi-label run's, baked into the
@@ -318,12 +267,10 @@ def run(cfg, started: float | None = None) -> RunOutputs | None:
     classifier, trained = _train(final_cfg, data, strategy, deadline, warm_start)
     if ledger is not None:
         ledger.end_stage("final training")
-    classifier, metrics, predictions = _evaluate(classifier, data, trained,
-                                                 final_cfg.train.calibrate, final_cfg.train.tta)
-    if trained.start_score is not None:
-        metrics["training"]["warm_start"] = {
-            "trial_id": warm_start.trial_id, "validation_accuracy": trained.start_score,
-            "kept": trained.best_validation_accuracy == trained.start_score}
+    from tftransfer.evaluate import run_metrics
+
+    classifier, metrics, predictions = run_metrics.evaluate(
+        classifier, data, trained, final_cfg.train.calibrate, final_cfg.train.tta, warm_start)
     if cfg.train.learning_rate == FIND_LEARNING_RATE:
         metrics["lr_find"] = atomic.read_json(os.path.join(cfg.output_dir,
                                                            run_folder.LR_FIND_JSON))

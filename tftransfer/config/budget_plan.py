@@ -17,6 +17,10 @@ from tftransfer.config.errors import UserError
 SAFETY = 0.05               # of the remaining budget, kept back for what estimates miss
 TARGET_TRIALS = 8           # a search smaller data fractions buy first
 MIN_TRIALS = 3              # fewer than this and the search is not worth its time
+# A search with an informed second point (hyperrule.py's small-image point) is worth
+# running for it and the start alone: the two differ in resolution, depth and rates, so
+# one small budget can tell which suits the data (8-px digits: 98 % against 88 %).
+MIN_SEEDED_TRIALS = 2
 MIN_TRIAL_EXAMPLES = 1000   # the smallest training subset a trial ranks on
 MAX_TRIALS = 60
 MAX_EPOCH_FACTOR = 3        # the plan secures the final training at most this many --epochs
@@ -66,11 +70,15 @@ class Plan:
     depths: tuple[int, ...] | None = None   # the fine-tune depths the search may afford
     image_size: int | None = None           # the starting point's, when sizes are searched
     start_trial_seconds: float = 0.0        # the search's first trial, the start's
+    seed_trial_seconds: tuple[float, ...] = ()   # the seed points' trials, next
 
     def to_dict(self) -> dict:
         # Rounded for reading, finely enough that a resumed run follows the same plan.
-        return {k: round(v, 4) if isinstance(v, float) else v
-                for k, v in dataclasses.asdict(self).items()}
+        def rounded(value):
+            if isinstance(value, float):
+                return round(value, 4)
+            return [rounded(v) for v in value] if isinstance(value, tuple) else value
+        return {k: rounded(v) for k, v in dataclasses.asdict(self).items()}
 
 
 def _available(budget: float, spent: float, reserve: float) -> float:
@@ -103,11 +111,13 @@ def _search_fraction(times, work, depths, cache_frozen, seconds: float, sizes=()
 def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
              start_depth: int, start_epochs: int, depths: tuple[int, ...] | None,
              cache_frozen: bool, start_head_epochs: int = 0, sizes: tuple[int, ...] = (),
-             start_augmented: bool = False) -> Plan:
+             start_augmented: bool = False,
+             seeds: tuple[tuple[int | None, int], ...] = ()) -> Plan:
     """The plan for what is left of `budget`; `depths`: the space's fine-tune depths, or
     None without a search; `cache_frozen`: frozen trials may train on cached features;
     `sizes`: the resolutions the search tries (none: only the run's own);
-    `start_augmented`: the starting point augments, so its trial cannot use the cache."""
+    `start_augmented`: the starting point augments, so its trial cannot use the cache;
+    `seeds`: (resolution, depth) of each point the search tries right after the start."""
     reserve = reserve_seconds(times, work)
     available = _available(budget, spent, reserve)
     cheapest = min(epoch_seconds(at_size(times, s), work, d)
@@ -124,14 +134,15 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
     if depths is not None:
         size, epochs, final = start.within(START_SHARE * available if sizes else available)
         epochs, final = start.filled(size, START_SHARE * available, epochs, final)
-        start_trial = _StartTrial(size, start_depth, cache_frozen and not start_augmented)
-        searched = _search_plan(times, work, depths, start_trial, cache_frozen, sizes,
+        firsts = (_StartTrial(size, start_depth, cache_frozen and not start_augmented),
+                  *(_StartTrial(s, d, False) for s, d in seeds))
+        searched = _search_plan(times, work, depths, firsts, cache_frozen, sizes,
                                 available - final)
         if searched is not None:
             return Plan(**{**common, **searched}, final=final, start_epochs=epochs,
                         image_size=size)
         why = (f"the budget left after training the starting point holds fewer than "
-               f"{MIN_TRIALS} trials")
+               f"{MIN_SEEDED_TRIALS if seeds else MIN_TRIALS} trials")
     else:
         why = "no search asked for"
     size, epochs, _ = start.within(available)
@@ -141,9 +152,10 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
 
 @dataclasses.dataclass(frozen=True)
 class _StartTrial:
-    """The search's first trial, the starting point at full fidelity: costed on its own,
-    since a mean over cheap cached trials hid it (a 3-minute plan gave a 56 s search 7
-    trials; the start's alone took 72 s and left the final training 3 epochs)."""
+    """One of the search's first trials, the starting point's at full fidelity or a seed
+    point's: costed on its own, since a mean over cheap cached trials hid it (a 3-minute
+    plan gave a 56 s search 7 trials; the start's alone took 72 s and left the final
+    training 3 epochs)."""
     image_size: int | None
     depth: int
     cached: bool
@@ -153,22 +165,33 @@ class _StartTrial:
                              self.cached)
 
 
-def _search_plan(times, work, depths, start: _StartTrial, cache_frozen, sizes,
+def _search_plan(times, work, depths, firsts: tuple[_StartTrial, ...], cache_frozen, sizes,
                  search: float) -> dict | None:
     """The search's part of the plan in `search` seconds, or None if it holds too few
-    trials, the starting point's among them, even without the dearest depths."""
-    for searched in _cheaper_first(times, work, depths, start.depth, cache_frozen):
+    trials, the `firsts` (the starting point's, then the seed points') among them, even
+    without the dearest depths. Features are extracted at a size the first time a cached
+    trial takes it: the firsts pay for their own sizes, the other trials for the rest."""
+    start, fewest = firsts[0], MIN_SEEDED_TRIALS if len(firsts) > 1 else MIN_TRIALS
+    for searched in _cheaper_first(times, work, depths, {f.depth for f in firsts},
+                                   cache_frozen):
         fraction = _search_fraction(times, work, searched, cache_frozen, search, sizes)
-        extraction = (sum(extraction_seconds(at_size(times, s), work, fraction)
-                          for s in sizes or (None,))
-                      if cache_frozen and 0 in searched else 0.0)
+
+        def extraction(at_sizes) -> float:
+            return sum(extraction_seconds(at_size(times, s), work, fraction) for s in at_sizes)
+        cached_sizes = set(sizes or (None,)) if cache_frozen and 0 in searched else set()
+        first_sizes = {f.image_size for f in firsts if f.cached and f.depth == 0}
+        firsts_cost = (extraction(first_sizes)
+                       + sum(f.seconds(times, work, fraction) for f in firsts))
         mean_trial = _mean_trial(times, work, searched, fraction, cache_frozen, sizes)
-        others = search - extraction - start.seconds(times, work, fraction)
-        trials = 1 + int(others // mean_trial) if others >= 0 else 0
-        if trials >= MIN_TRIALS:
+        others = search - firsts_cost - extraction(cached_sizes - first_sizes)
+        trials = (len(firsts) + max(int(others // mean_trial), 0)
+                  if search >= firsts_cost else 0)
+        if trials >= fewest:
             left_out = sorted(set(depths) - set(searched))
             return dict(search=search, trials=min(trials, MAX_TRIALS),
                         start_trial_seconds=start.seconds(times, work, fraction),
+                        seed_trial_seconds=tuple(f.seconds(times, work, fraction)
+                                                 for f in firsts[1:]),
                         search_fraction=fraction, trial_seconds=mean_trial,
                         trial_epochs=trial_epochs(work, fraction),
                         why="the starting point's training secured; the rest searches"
@@ -224,14 +247,15 @@ def start_image_size(seconds: float, times: StepTimes, work: Workload, depth: in
     return max((s for s in sizes if fits(s)), default=min(sizes))
 
 
-def _cheaper_first(times, work, depths, start_depth, cache_frozen):
-    """The space's depths, then ever fewer: the dearest dropped first, the start's kept."""
+def _cheaper_first(times, work, depths, kept_depths: set[int], cache_frozen):
+    """The space's depths, then ever fewer: the dearest dropped first, the first trials'
+    (`kept_depths`) kept."""
     def cost(depth):
         return trial_seconds(times, work, depth, 1.0, cache_frozen and depth == 0)
     kept = list(depths)
     while kept:
         yield tuple(kept)
-        droppable = [d for d in kept if d != start_depth]
+        droppable = [d for d in kept if d not in kept_depths]
         if not droppable:
             return
         kept.remove(max(droppable, key=cost))
@@ -239,7 +263,8 @@ def _cheaper_first(times, work, depths, start_depth, cache_frozen):
 
 def plan_from_dict(saved: dict) -> Plan:
     depths = saved.get("depths")
-    return Plan(**{**saved, "depths": None if depths is None else tuple(depths)})
+    return Plan(**{**saved, "depths": None if depths is None else tuple(depths),
+                   "seed_trial_seconds": tuple(saved.get("seed_trial_seconds", ()))})
 
 
 def final_epochs(seconds_left: float, times: StepTimes, work: Workload, depth: int,

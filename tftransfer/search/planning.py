@@ -43,6 +43,7 @@ class _Searched:
     depths: tuple[int, ...] | None = None   # the fine-tune depths trials may pick
     sizes: tuple[int, ...] = ()             # the resolutions, when searched
     cache_frozen: bool = False              # frozen trials may train on cached features
+    seeds: tuple[tuple[int | None, int], ...] = ()   # (resolution, depth) of each seed point
 
 
 def _searched(cfg, data) -> _Searched:
@@ -50,9 +51,11 @@ def _searched(cfg, data) -> _Searched:
     _, space = tuning.make_space(cfg, data.sizes["train"], backbone.num_blocks,
                                  inputs_lib.image_sizes(data), data.class_counts["train"])
     sizes = space.get("image_size")
+    seeds = tuple((p.get("image_size"), p.get("fine_tune_depth", cfg.backbone.fine_tune_depth))
+                  for p in tuning.seed_points(space, data.own_size))
     return _Searched(tuple(search_space.values_of(space["fine_tune_depth"])),
                      tuple(sizes.values) if isinstance(sizes, search_space.Choice) else (),
-                     inputs_lib.may_use_cache(space))
+                     inputs_lib.may_use_cache(space), seeds)
 
 
 def _measured(cfg, data, strategy, ledger: Ledger, depths, sizes) -> budget_lib.StepTimes:
@@ -90,7 +93,8 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         the_plan = plan_lib.plan_run(ledger.budget, ledger.spent(), times, work,
                                        cfg.backbone.fine_tune_depth, cfg.train.epochs,
                                        depths, cache_frozen, cfg.train.head_epochs,
-                                       searched.sizes, start_augmented=cfg.data.augment)
+                                       searched.sizes, start_augmented=cfg.data.augment,
+                                       seeds=searched.seeds)
         ledger.note("plan", the_plan.to_dict())
     logging.info("Time budget %s: %s", budget_lib.format_duration(ledger.budget),
                  describe(the_plan))
@@ -105,7 +109,8 @@ def plan(cfg, data, strategy, ledger: Ledger) -> BudgetedRun:
         # The search's share runs from the plan's start; a resumed attempt has less left.
         deadline = ledger.deadline() - ledger.budget + the_plan.spent + the_plan.search
         search_budget = tuning.SearchBudget(deadline, the_plan.trial_seconds, the_plan.depths,
-                                            the_plan.final, the_plan.start_trial_seconds)
+                                            the_plan.final, the_plan.start_trial_seconds,
+                                            the_plan.seed_trial_seconds)
     return BudgetedRun(cfg, ledger, the_plan, times, work, searching, cache_frozen,
                        _search_config(cfg, the_plan) if searching else cfg, search_budget)
 

@@ -205,6 +205,18 @@ def start_at_flags(space: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any
     return started
 
 
+def holds(space: dict[str, Any], point: dict[str, Any]) -> bool:
+    """Whether every value of `point` is one the space can take (a choice lists it, a
+    range covers it, a fixed entry is it)."""
+    def allowed(spec, value) -> bool:
+        if isinstance(spec, Choice):
+            return value in spec.values
+        if isinstance(spec, Range):
+            return isinstance(value, (int, float)) and spec.min <= value <= spec.max
+        return spec is not None and spec.value == value
+    return all(allowed(space.get(name), value) for name, value in point.items())
+
+
 def describe(space: dict[str, Any]) -> str:
     return "; ".join(f"{name}={spec}" for name, spec in space.items())
 

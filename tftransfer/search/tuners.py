@@ -25,14 +25,22 @@ from tftransfer.search import selection
 
 class _StartsAtDefaults(private_api.StartingValuesFirst):
     """Oracle mixin: the first trial takes every hyperparameter's default, the space's
-    starting point (search_space.py), before the oracle's own sampling. A known-good
-    point first is what AutoKeras's initial hyperparameters do; random draws alone
-    rarely land near the best of a space this size. A resumed search has tried it."""
+    starting point (search_space.py), and the next ones the `seed_points` (each the start
+    with some values changed: hyperrule.py's informed guesses), before the oracle's own
+    sampling. Known-good points first is what AutoKeras's initial hyperparameters do;
+    random draws alone rarely land near the best of a space this size. A resumed search
+    has tried them."""
+
+    seed_points: tuple[dict, ...] = ()
 
     def starting_values(self) -> dict:
         start = kt.HyperParameters()
         start.merge(self.hyperparameters.space)  # each active one at its default
         return start.values
+
+    def first_values(self) -> list[dict]:
+        start = self.starting_values()
+        return [start, *({**start, **point} for point in self.seed_points)]
 
 
 class _AtomicStateFiles:
@@ -57,14 +65,21 @@ class _Deadline:
     deadline: float | None = None
     trial_seconds: float = 0.0
     start_trial_seconds: float = 0.0    # the first trial's (the start's) own; 0: the mean's
+    seed_trial_seconds: tuple[float, ...] = ()   # the seed points' trials', next
     secured_seconds: float = 0.0
     holdback_trials: int = 0
+    validation_examples: int = 0        # what the trials score on (selection.py's noise)
     _handed_out: list | None = None
 
+    def _planned(self, index: int) -> float:
+        """The plan's seconds for trial number `index` (0: the start's, then the seed
+        points', then the mean's)."""
+        firsts = (self.start_trial_seconds, *self.seed_trial_seconds)
+        return (firsts[index] if index < len(firsts) else 0.0) or self.trial_seconds
+
     def _planned_seconds(self, trials: int) -> float:
-        """The plan's seconds for the first `trials` trials: the start's, then the mean's."""
-        first = self.start_trial_seconds or self.trial_seconds
-        return first + (trials - 1) * self.trial_seconds if trials else 0.0
+        """The plan's seconds for the first `trials` trials."""
+        return sum(self._planned(i) for i in range(trials))
 
     def _ratio(self) -> float:
         """The trials handed out so far: their time between starts over the plan's."""
@@ -73,34 +88,45 @@ class _Deadline:
             return 1.0
         return (starts[-1] - starts[0]) / max(self._planned_seconds(len(starts) - 1), 1e-9)
 
-    def expected_trial_seconds(self) -> float:
-        return max(self._ratio(), MIN_SLOWDOWN) * self.trial_seconds
+    def expected_trial_seconds(self, index: int | None = None) -> float:
+        """A trial's expected seconds: trial number `index`'s, else an average one's."""
+        planned = self.trial_seconds if index is None else self._planned(index)
+        return max(self._ratio(), MIN_SLOWDOWN) * planned
 
     def slowdown(self) -> float:
         return min(max(self._ratio(), MIN_SLOWDOWN), MAX_SLOWDOWN)
 
     def start_beaten(self) -> bool:
-        """Whether a completed trial scores above the starting point's completed one: only
-        then is a second seed of the start asked for, so only then is its time kept back
-        (kept back from the first trial, it left a 3-minute budget one trial)."""
+        """Whether a completed trial beats the starting point's completed one by enough
+        that a second seed of the start could change the decision: only then is one asked
+        for, so only then is its time kept back (kept back from the first trial, it left a
+        3-minute budget one trial)."""
         start = self.starting_values()
         scores = [(t.score, selection.is_start(t.hyperparameters.values, start))
                   for t in self.trials.values()
                   if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
         starts = [score for score, is_start in scores if is_start]
-        return bool(starts) and selection.needs_second_seed(max(s for s, _ in scores),
-                                                            max(starts))
+        return bool(starts) and selection.needs_second_seed(
+            max(s for s, _ in scores), max(starts), self.validation_examples)
 
-    def effective_deadline(self) -> float:
-        holdback = self.holdback_trials if self.start_beaten() else 0
-        return (self.deadline - holdback * self.expected_trial_seconds()
+    def effective_deadline(self, holdback: bool = True) -> float:
+        """When the last trial must end; `holdback`: with the second seed's time kept back
+        (not when asking whether that seed itself fits)."""
+        kept_back = self.holdback_trials if holdback and self.start_beaten() else 0
+        return (self.deadline - kept_back * self.expected_trial_seconds(0)
                 - self.secured_seconds * (self.slowdown() - 1))
+
+    def second_seed_fits(self) -> bool:
+        """Whether a second run of the start's trial ends before the effective deadline."""
+        return (self.deadline is None or time.time() + self.expected_trial_seconds(0)
+                <= self.effective_deadline(holdback=False))
 
     def populate_space(self, trial_id):
         if self.deadline is not None:
             now = time.time()
             self._handed_out = [*(self._handed_out or []), now]
-            if now + self.expected_trial_seconds() > self.effective_deadline():
+            expected = self.expected_trial_seconds(len(self.trials))
+            if now + expected > self.effective_deadline():
                 logging.info("The search's share of the time budget is spent: no trial %s",
                              trial_id)
                 return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
@@ -231,9 +257,12 @@ class TransferHyperbandTuner(TransferTuner):
 
 def make_oracle(cfg, objective: str, deadline: float | None = None,
                 trial_seconds: float = 0.0, secured_seconds: float = 0.0,
-                start_trial_seconds: float = 0.0) -> kt.Oracle:
-    """The oracle of `cfg.search.search`, maximizing `objective`; with a `deadline`, it
-    hands out no trial expected to end after it (see _Deadline)."""
+                start_trial_seconds: float = 0.0, seed_points: tuple[dict, ...] = (),
+                seed_trial_seconds: tuple[float, ...] = (),
+                validation_examples: int = 0) -> kt.Oracle:
+    """The oracle of `cfg.search.search`, maximizing `objective`, trying the start and
+    then the `seed_points` first; with a `deadline`, it hands out no trial expected to end
+    after it (see _Deadline)."""
     if cfg.search.search == "hyperband":
         budget = {"max_epochs": cfg.search.search_epochs, "factor": 3}
     else:
@@ -244,12 +273,17 @@ def make_oracle(cfg, objective: str, deadline: float | None = None,
     oracle.deadline, oracle.trial_seconds = deadline, trial_seconds
     oracle.secured_seconds, oracle.start_trial_seconds = secured_seconds, start_trial_seconds
     oracle.holdback_trials = 0 if deadline is None else 1  # a second seed of the start
+    oracle.seed_points, oracle.seed_trial_seconds = tuple(seed_points), seed_trial_seconds
+    oracle.validation_examples = validation_examples
     return oracle
 
 
 def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None = None,
                trial_seconds: float = 0.0, secured_seconds: float = 0.0,
-               start_trial_seconds: float = 0.0) -> TransferTuner:
+               start_trial_seconds: float = 0.0,
+               seed_points: tuple[dict, ...] = (),
+               seed_trial_seconds: tuple[float, ...] = (),
+               validation_examples: int = 0) -> TransferTuner:
     """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
     KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
     the same oracle class."""
@@ -259,7 +293,8 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
     overwrite = cfg.search.overwrite and not cluster.is_tuner_worker()
     tuner = tuner_class(
         make_oracle(cfg, objective, deadline, trial_seconds, secured_seconds,
-                    start_trial_seconds), hypermodel,
+                    start_trial_seconds, seed_points, seed_trial_seconds,
+                    validation_examples), hypermodel,
         directory=cfg.output_dir,
         project_name=run_folder.SEARCH, overwrite=overwrite,
         executions_per_trial=cfg.search.executions_per_trial,

@@ -173,6 +173,7 @@ class SearchBudget:
     depths: tuple[int, ...] | None = None   # the fine-tune depths it affords; None: all
     secured_seconds: float = 0.0            # the final training's share after it
     start_trial_seconds: float = 0.0        # the plan's estimate of the start's trial
+    seed_trial_seconds: tuple[float, ...] = ()   # ...and of the seed points' trials
 
 
 def _check_depths(space: dict, num_blocks: int) -> None:
@@ -215,6 +216,20 @@ def make_space(cfg, train_examples: int, num_blocks: int, sizes: tuple[int, ...]
     return prior, space
 
 
+def seed_points(space: dict, own_size: int | None) -> tuple[dict, ...]:
+    """The informed points the search tries right after its start (hyperrule.py), those
+    the space holds; `own_size`: the data's image size when --image_size left it open."""
+    sizes = space.get("image_size")
+    point = hyperrule.small_image_point(
+        own_size, tuple(sizes.values) if isinstance(sizes, search_space.Choice) else ())
+    if point is None:
+        return ()
+    if not search_space.holds(space, point):
+        logging.info("The search space leaves out the small-image point %s", point)
+        return ()
+    return (point,)
+
+
 def _within_depths(space: dict, depths: tuple[int, ...]) -> dict:
     spec = space["fine_tune_depth"]
     if not isinstance(spec, search_space.Choice):
@@ -244,6 +259,7 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
         space = _within_depths(space, budget.depths)
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
+    seeds = seed_points(space, data.own_size)
     inputs = inputs_lib.SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
     del backbone
     with strategy.scope():
@@ -253,7 +269,11 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     tuner = tuners.make_tuner(cfg, hypermodel, strategy, OBJECTIVE, deadline,
                               0.0 if budget is None else budget.trial_seconds,
                               0.0 if budget is None else budget.secured_seconds,
-                              0.0 if budget is None else budget.start_trial_seconds)
+                              0.0 if budget is None else budget.start_trial_seconds,
+                              seed_points=seeds,
+                              seed_trial_seconds=() if budget is None
+                              else budget.seed_trial_seconds,
+                              validation_examples=data.sizes.get("validation", 0))
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
@@ -270,7 +290,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     best = next((t for t in trials if t["status"] == kt.engine.trial.TrialStatus.COMPLETED),
                 None)
     record = {"objective": OBJECTIVE, "tuner": cfg.search.search, "prior": prior.regime,
-              "space": search_space.describe(space), "trials": trials}
+              "space": search_space.describe(space), "seed_points": list(seeds),
+              "trials": trials}
     search_json = os.path.join(cfg.output_dir, run_folder.SEARCH_JSON)
     if best is None:
         atomic.write_json(search_json, record, indent=2)
