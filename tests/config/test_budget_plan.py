@@ -131,6 +131,16 @@ def test_the_start_trains_at_the_largest_size_whose_epochs_fit_half_the_time_lef
     assert plan_lib.plan_run(3600, 30, times, WORK, 4, 3, (0, 4), False).image_size is None
 
 
+def test_evaluation_and_export_are_reserved_at_the_starting_points_size():
+    times = StepTimes(**{**TIMES.__dict__, "scale": {224: 1.0, 32: 0.05, 64: 0.1, 128: 0.4}})
+    tight = plan_lib.plan_run(150, 30, times, WORK, 4, 3, (0, 4), False,
+                              sizes=(224, 32, 64, 128))
+    assert tight.image_size < 224
+    assert tight.reserve == pytest.approx(budget_lib.reserve_seconds(
+        budget_lib.at_size(times, tight.image_size), WORK))
+    assert tight.reserve < budget_lib.reserve_seconds(times, WORK)
+
+
 def test_trials_on_small_data_take_enough_epochs_for_a_hundred_steps():
     small = Workload(train=400, validation=100, test=100, batch_size=32)   # 13 batches
     assert budget_lib.trial_epochs(small, 1.0) == 8
@@ -141,6 +151,12 @@ def test_trials_on_small_data_take_enough_epochs_for_a_hundred_steps():
     assert plan.trial_epochs == 8 and plan.trials >= plan_lib.MIN_TRIALS
     assert plan.trial_seconds == pytest.approx(sum(
         budget_lib.training_seconds(TIMES, small, d, 8, 1) for d in (0, 4)) / 2)
+    # A seed point's trial trains for SEED_TRIAL_STEPS.
+    assert budget_lib.trial_epochs(small, 1.0, seed=True) == 20   # 300 / 13, at most 20
+    assert budget_lib.trial_epochs(Workload(1079, 0, 0, 32), 1.0, seed=True) == 9
+    assert budget_lib.trial_epochs(Workload(40, 10, 10, 32), 1.0, seed=True) == (
+        budget_lib.MAX_SEED_TRIAL_EPOCHS)
+    assert budget_lib.trial_epochs(Workload(32_000, 0, 0, 32), 1.0, seed=True) == 2
     # A subset is never so small that its TRIAL_EPOCHS are fewer than MIN_TRIAL_STEPS.
     tight = plan_lib.plan_run(400, 30, TIMES, WORK, start_depth=0, start_epochs=5,
                                 depths=(0, 4, 8, -1), cache_frozen=False)
@@ -165,8 +181,11 @@ def test_a_seed_point_makes_a_search_of_two_trials_worth_its_time():
                                  depths=(0,), cache_frozen=False, seeds=seeds)
     budget = next(b for b in range(100, 600, 5) if plan(b, ((None, 0),)).trials)
     seeded = plan(budget, ((None, 0),))
-    assert seeded.trials == plan_lib.MIN_SEEDED_TRIALS and plan(budget, ()).trials == 0
-    assert 2 * seeded.trial_seconds <= seeded.search
+    assert seeded.trials == plan_lib.MIN_SEEDED_TRIALS < plan_lib.MIN_TRIALS
+    firsts = seeded.start_trial_seconds + seeded.seed_trial_seconds[0]
+    assert firsts <= seeded.search < firsts + seeded.trial_seconds
+    # The seed's trial trains longer than the start's (budget.SEED_TRIAL_STEPS).
+    assert seeded.seed_trial_seconds[0] > seeded.start_trial_seconds
 
 
 def test_two_uncached_first_trials_are_not_charged_the_features_other_trials_need():
@@ -196,6 +215,8 @@ def test_the_seed_points_depth_is_kept_when_dearer_ones_are_dropped():
     assert searched and all(-1 in p.depths for p in searched)
     assert any(plan(b, ()).trials and -1 not in plan(b, ()).depths for b in budgets)
     for p in searched:
-        firsts = sum(budget_lib.trial_seconds(TIMES, WORK, d, p.search_fraction, False)
-                     for d in (0, -1))
+        firsts = (budget_lib.trial_seconds(TIMES, WORK, 0, p.search_fraction, False)
+                  + budget_lib.trial_seconds(TIMES, WORK, -1, p.search_fraction, False,
+                                             seed=True))
+        assert p.seed_trial_seconds == (pytest.approx(firsts - p.start_trial_seconds),)
         assert firsts + (p.trials - 2) * p.trial_seconds <= p.search

@@ -102,6 +102,22 @@ def test_the_seed_points_come_right_after_the_start(name, make_tuner):
                                                                                   seeded)
 
 
+def test_a_seed_points_trial_trains_for_the_seed_epochs(make_tuner):
+    class Recording:
+        def run_trial(self, trial, *args, **kwargs):
+            return kwargs
+
+    class Tuner(tuners._LongerSeedTrials, Recording):
+        pass
+    tuner = Tuner()
+    tuner.oracle = make_tuner("random").oracle
+    tuner.oracle.seed_points = ({"fine_tune_depth": -1},)
+    start, seed, other = (tuner.oracle.create_trial(f"tuner{i}") for i in range(3))
+    assert tuner.run_trial(seed, epochs=3) == {"epochs": 3}          # no seed epochs
+    tuner.seed_epochs = 9
+    assert [tuner.run_trial(t, epochs=3)["epochs"] for t in (start, seed, other)] == [3, 9, 3]
+
+
 def test_a_resumed_search_does_not_rerun_the_starting_point(make_tuner):
     oracle = make_tuner("random").oracle
     first = oracle.create_trial("tuner0")

@@ -173,8 +173,9 @@ def final_config(run: BudgetedRun, cfg, trials: list[dict] | None = None):
 
 
 def _reserve(run: BudgetedRun, cfg) -> float:
-    """Evaluation and export at `cfg`'s resolution (the plan reserved them at the run's)."""
-    return min(run.plan.reserve, budget_lib.reserve_seconds(_times_of(run, cfg), run.work))
+    """Evaluation and export at `cfg`'s resolution (the plan reserved them at the starting
+    point's, which the search may have changed)."""
+    return budget_lib.reserve_seconds(_times_of(run, cfg), run.work)
 
 
 def training_deadline(run: BudgetedRun, final_cfg) -> train_lib.Deadline:

@@ -185,6 +185,23 @@ class _TimedTrials:
             atomic.write_json(self._seconds_path(self.tuner_id), seconds)
 
 
+class _LongerSeedTrials:
+    """Tuner mixin: a seed point's trial trains for `seed_epochs` (0: as any other), as
+    its learning curve crosses the start's late (config/budget.py, SEED_TRIAL_STEPS)."""
+
+    seed_epochs: int = 0
+
+    def run_trial(self, trial, *fit_args, **fit_kwargs):
+        values = {k: v for k, v in trial.hyperparameters.values.items()
+                  if not k.startswith("tuner/")}
+        # A distributed search's tuner workers hold a client of the chief's oracle, which
+        # does not say which points are seeds: their seed trials train as any other.
+        seeds = getattr(self.oracle, "first_values", lambda: [])()[1:]
+        if self.seed_epochs and values in seeds:
+            fit_kwargs["epochs"] = max(self.seed_epochs, fit_kwargs.get("epochs", 0))
+        return super().run_trial(trial, *fit_args, **fit_kwargs)
+
+
 class _AnnouncedTrials:
     """Tuner mixin: tells the hypermodel each trial's start, as it seeds each execution of
     a trial by its number (search.TransferHyperModel)."""
@@ -235,8 +252,8 @@ class _SummarisedTrials:
             self.oracle.objective.name))
 
 
-class TransferTuner(_SummarisedTrials, _TimedTrials, _AnnouncedTrials, _AtomicStateFiles,
-                    private_api.TunerStateFile, kt.Tuner):
+class TransferTuner(_SummarisedTrials, _TimedTrials, _LongerSeedTrials, _AnnouncedTrials,
+                    _AtomicStateFiles, private_api.TunerStateFile, kt.Tuner):
     """The search's tuner: KerasTuner's Tuner over the oracle it is given."""
 
 
@@ -283,7 +300,7 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
                start_trial_seconds: float = 0.0,
                seed_points: tuple[dict, ...] = (),
                seed_trial_seconds: tuple[float, ...] = (),
-               validation_examples: int = 0) -> TransferTuner:
+               validation_examples: int = 0, seed_epochs: int = 0) -> TransferTuner:
     """The search's tuner, over a new oracle. On a tuner worker of a distributed search,
     KerasTuner's BaseTuner swaps that oracle for a client of the chief's, which serves
     the same oracle class."""
@@ -301,4 +318,5 @@ def make_tuner(cfg, hypermodel, strategy, objective: str, deadline: float | None
         distribution_strategy=strategy if distributed else None)
     tuner.total_trials = None if cfg.search.search == "hyperband" else cfg.search.max_trials
     tuner.deadline = deadline
+    tuner.seed_epochs = 0 if cfg.search.search == "hyperband" else seed_epochs
     return tuner

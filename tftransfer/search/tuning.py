@@ -14,7 +14,7 @@ import keras
 import keras_tuner as kt
 from absl import logging
 
-from tftransfer.config import cluster, run_config as config_lib
+from tftransfer.config import budget as budget_lib, cluster, run_config as config_lib
 from tftransfer.config.errors import TrainingDiverged, UserError
 from tftransfer.data import pipeline as data_lib
 from tftransfer.model import (
@@ -230,6 +230,14 @@ def seed_points(space: dict, own_size: int | None) -> tuple[dict, ...]:
     return (point,)
 
 
+def _seed_epochs(cfg, data: data_lib.DataBundle) -> int:
+    """A seed point's trial epochs: the plan's (budget.trial_epochs), at least the
+    search's own."""
+    work = budget_lib.Workload(data.sizes["train"], 0, 0, cfg.data.batch_size)
+    return max(cfg.search.search_epochs,
+               budget_lib.trial_epochs(work, cfg.search.search_fraction, seed=True))
+
+
 def _within_depths(space: dict, depths: tuple[int, ...]) -> dict:
     spec = space["fine_tune_depth"]
     if not isinstance(spec, search_space.Choice):
@@ -273,7 +281,8 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
                               seed_points=seeds,
                               seed_trial_seconds=() if budget is None
                               else budget.seed_trial_seconds,
-                              validation_examples=data.sizes.get("validation", 0))
+                              validation_examples=data.sizes.get("validation", 0),
+                              seed_epochs=_seed_epochs(cfg, data))
     fit_kwargs = {} if cfg.search.search == "hyperband" else {"epochs": cfg.search.search_epochs}
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(
