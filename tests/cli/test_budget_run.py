@@ -47,7 +47,7 @@ def test_a_budgeted_run_searches_and_ends_within_its_budget(budgeted):
     assert wall <= 100 * SLACK
     budget = _json(out, "metrics.json")["budget"]
     assert budget["budget_seconds"] == 100 and budget["spent_seconds"] <= 100 * SLACK
-    assert budget["plan"]["trials"] >= 3           # searched: no --search was given
+    assert budget["plan"]["trials"] >= 2           # searched: no --search was given
     assert set(budget["stages"]) >= {"start-up", "search", "final training",
                                      "evaluation and export"}
     assert all(s["actual"] > 0 for s in budget["stages"].values())

@@ -179,7 +179,7 @@ def test_a_seed_point_makes_a_search_of_two_trials_worth_its_time():
     def plan(budget, seeds):
         return plan_lib.plan_run(budget, 30, TIMES, WORK, start_depth=0, start_epochs=5,
                                  depths=(0,), cache_frozen=False, seeds=seeds)
-    budget = next(b for b in range(100, 600, 5) if plan(b, ((None, 0),)).trials)
+    budget = next(b for b in range(100, 900, 5) if plan(b, ((None, 0),)).seed_trial_seconds)
     seeded = plan(budget, ((None, 0),))
     assert seeded.trials == plan_lib.MIN_SEEDED_TRIALS < plan_lib.MIN_TRIALS
     firsts = seeded.start_trial_seconds + seeded.seed_trial_seconds[0]
@@ -211,7 +211,8 @@ def test_the_seed_points_depth_is_kept_when_dearer_ones_are_dropped():
         return plan_lib.plan_run(budget, 30, TIMES, WORK, start_depth=0, start_epochs=5,
                                  depths=(0, 4, 8, -1), cache_frozen=False, seeds=seeds)
     budgets = range(150, 600, 25)
-    searched = [plan(b, ((None, -1),)) for b in budgets if plan(b, ((None, -1),)).trials]
+    searched = [plan(b, ((None, -1),)) for b in budgets
+                if plan(b, ((None, -1),)).seed_trial_seconds]
     assert searched and all(-1 in p.depths for p in searched)
     assert any(plan(b, ()).trials and -1 not in plan(b, ()).depths for b in budgets)
     for p in searched:
@@ -220,3 +221,20 @@ def test_the_seed_points_depth_is_kept_when_dearer_ones_are_dropped():
                                              seed=True))
         assert p.seed_trial_seconds == (pytest.approx(firsts - p.start_trial_seconds),)
         assert firsts + (p.trials - 2) * p.trial_seconds <= p.search
+
+
+def test_a_seed_too_dear_for_the_budget_leaves_an_unseeded_search():
+    small = Workload(train=400, validation=100, test=100, batch_size=32)  # 20-epoch seeds
+
+    def plan(budget, seeds):
+        return plan_lib.plan_run(budget, 30, TIMES, small, start_depth=0, start_epochs=5,
+                                 depths=(0, 4, 8, -1), cache_frozen=True, seeds=seeds)
+    budgets = range(60, 400, 10)
+    unseeded = [b for b in budgets if plan(b, ()).trials]
+    assert unseeded
+    for b in unseeded:      # a seed never takes away a search the budget holds without it
+        assert plan(b, ((None, -1),)).trials >= plan_lib.MIN_TRIALS or (
+            plan(b, ((None, -1),)).seed_trial_seconds)
+    fallback = [plan(b, ((None, -1),)) for b in unseeded
+                if not plan(b, ((None, -1),)).seed_trial_seconds]
+    assert fallback and all(p.trials >= plan_lib.MIN_TRIALS for p in fallback)

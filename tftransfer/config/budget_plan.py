@@ -146,11 +146,17 @@ def plan_run(budget: float, spent: float, times: StepTimes, work: Workload,
                   *(_StartTrial(s, d, False, seed=True) for s, d in seeds))
         searched = _search_plan(times, work, depths, firsts, cache_frozen, sizes,
                                 available - final)
+        if searched is None and seeds:
+            # Without the seed points, whose trials train longest: the search then tries
+            # none of them (run_search reads that from an empty seed_trial_seconds).
+            searched = _search_plan(times, work, depths, firsts[:1], cache_frozen, sizes,
+                                    available - final)
         if searched is not None:
             return Plan(**{**common, **searched}, final=final, start_epochs=epochs,
                         image_size=size)
         why = (f"the budget left after training the starting point holds fewer than "
-               f"{MIN_SEEDED_TRIALS if seeds else MIN_TRIALS} trials")
+               f"{MIN_TRIALS} trials" + (f", or {MIN_SEEDED_TRIALS} with the seed points"
+                                         if seeds else ""))
     else:
         why = "no search asked for"
     size, epochs, _ = start.within(available)

@@ -268,6 +268,9 @@ def run_search(cfg, data: data_lib.DataBundle, strategy,
     logging.info("Search (%s, %s prior): %s", cfg.search.search, prior.regime,
                  search_space.describe(space))
     seeds = seed_points(space, data.own_size)
+    if seeds and budget is not None and not budget.seed_trial_seconds:
+        logging.info("The budget's plan holds no seed point's trial: the search tries none")
+        seeds = ()
     inputs = inputs_lib.SearchInputs(cfg, data, space, strategy.num_replicas_in_sync, backbone)
     del backbone
     with strategy.scope():
