@@ -36,6 +36,26 @@ def _searched(values):
     return {name: value for name, value in values.items() if not name.startswith("tuner/")}
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """{"t": seconds}: what tuners.py reads as time.time(), set by the test."""
+    import types
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    return now
+
+
+def _run_trial(oracle, clock, seconds: float, score: float = 0.5):
+    """A trial the oracle hands out, taking `seconds` and ending COMPLETED with `score`."""
+    trial = oracle.create_trial("tuner0")
+    clock["t"] += seconds
+    oracle.update_trial(trial.trial_id, {"val_accuracy": score})
+    trial.status = kt.engine.trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    return trial
+
+
 @pytest.mark.parametrize("name", sorted(KERAS_TUNER_ORACLES))
 def test_the_tuner_holds_our_oracle_subclass_as_it_was_passed_in(name, make_tuner,
                                                                  monkeypatch, tmp_path):
@@ -187,101 +207,64 @@ def test_trials_that_run_longer_than_planned_move_the_last_start_earlier(make_tu
 
 
 def test_slow_trials_end_the_search_early_enough_for_a_slow_final_training(make_tuner,
-                                                                          monkeypatch):
-    import types
-
-    now = {"t": 0.0}
-    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+                                                                          clock):
     oracle = make_tuner("random").oracle
     oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 1000.0, 50.0, 600.0
     for _ in range(2):
-        trial = oracle.create_trial("tuner0")
-        now["t"] += 75                                   # 1.5x the estimate
-        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
-        oracle.end_trial(trial)
+        _run_trial(oracle, clock, 75)                    # 1.5x the estimate
     # The final training will take 1.5 x 600 s too: the search must end 300 s earlier.
     assert oracle.effective_deadline() == pytest.approx(700.0)
-    now["t"] = 620.0
+    clock["t"] = 620.0
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
 
 
 def test_a_second_seed_must_fit_before_the_deadline_that_slow_trials_moved(make_tuner,
-                                                                           monkeypatch):
-    import types
-
-    now = {"t": 0.0}
-    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+                                                                           clock):
     oracle = make_tuner("random").oracle
     oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 300.0, 50.0, 500.0
     for _ in range(2):
-        trial = oracle.create_trial("tuner0")
-        now["t"] += 60                                   # 1.2x the estimate
-        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
-        oracle.end_trial(trial)
+        _run_trial(oracle, clock, 60)                    # 1.2x the estimate
     # 180 s left by the plain deadline; the final training will need 0.2 x 500 s more.
     assert oracle.effective_deadline(holdback=False) == pytest.approx(200.0)
     assert oracle.second_seed_fits()                     # 120 + 60 <= 200
-    now["t"] = 150.0
+    clock["t"] = 150.0
     assert not oracle.second_seed_fits()                 # 150 + 60 > 200, though < 300
 
 
-def test_the_starts_trial_is_measured_against_its_own_estimate(make_tuner, monkeypatch):
-    import types
-
-    now = {"t": 0.0}
-    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+def test_the_starts_trial_is_measured_against_its_own_estimate(make_tuner, clock):
     oracle = make_tuner("random").oracle
     oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 200.0, 5.0, 60.0
     oracle.start_trial_seconds = 30.0            # uncached and larger than the others
-    trial = oracle.create_trial("tuner0")
-    now["t"] += 33                               # 1.1x its own estimate, 6.6x the mean's
-    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
-    oracle.end_trial(trial)
+    _run_trial(oracle, clock, 33)                # 1.1x its own estimate, 6.6x the mean's
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.RUNNING
     assert oracle.slowdown() == pytest.approx(1.1)
     assert oracle.expected_trial_seconds() == pytest.approx(5.5)
 
 
-def test_a_seed_points_trial_starts_when_its_own_estimate_fits(make_tuner, monkeypatch):
-    import types
-
-    now = {"t": 0.0}
-    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+def test_a_seed_points_trial_starts_when_its_own_estimate_fits(make_tuner, clock):
     oracle = make_tuner("random").oracle
     oracle.seed_points = ({"fine_tune_depth": -1},)
     oracle.deadline, oracle.trial_seconds = 100.0, 60.0       # the mean trial: 60 s
     oracle.start_trial_seconds, oracle.seed_trial_seconds = 50.0, (40.0,)
-    trial = oracle.create_trial("tuner0")
-    now["t"] += 50
-    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
-    oracle.end_trial(trial)
+    _run_trial(oracle, clock, 50)
     assert oracle.expected_trial_seconds(1) == pytest.approx(40.0)
     seed = oracle.create_trial("tuner0")                      # 50 + 40 <= 100
     assert seed.status == kt.engine.trial.TrialStatus.RUNNING
     assert seed.hyperparameters.values["fine_tune_depth"] == -1
-    now["t"] += 40
+    clock["t"] += 40
     oracle.update_trial(seed.trial_id, {"val_accuracy": 0.4})
     oracle.end_trial(seed)
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
 
 
 def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_could_need_one(
-        make_tuner, monkeypatch):
-    import types
-
-    now = {"t": 0.0}
-    monkeypatch.setattr(tuners, "time", types.SimpleNamespace(time=lambda: now["t"]))
+        make_tuner, clock):
     oracle = make_tuner("random").oracle
     oracle.deadline, oracle.trial_seconds, oracle.holdback_trials = 1000.0, 50.0, 1
     oracle.validation_examples = 1000                    # a standard error of 0.016
 
     def run(score):
-        trial = oracle.create_trial("tuner0")
-        now["t"] += 50
-        oracle.update_trial(trial.trial_id, {"val_accuracy": score})
-        trial.status = kt.engine.trial.TrialStatus.COMPLETED
-        oracle.end_trial(trial)
-        return trial
+        return _run_trial(oracle, clock, 50, score)
     start = run(0.5)
     assert _searched(start.hyperparameters.values) == _searched(oracle.starting_values())
     assert not oracle.start_beaten() and oracle.effective_deadline() == 1000.0

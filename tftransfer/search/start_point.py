@@ -3,7 +3,6 @@ trial beats it by more than the noise (selection.py holds the rule); when a seco
 the starting point could change the decision, it is trained to measure that noise."""
 from __future__ import annotations
 
-
 import keras_tuner as kt
 from absl import logging
 

@@ -192,12 +192,11 @@ class _LongerSeedTrials:
     seed_epochs: int = 0
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
-        values = {k: v for k, v in trial.hyperparameters.values.items()
-                  if not k.startswith("tuner/")}
+        values = trial.hyperparameters.values
         # A distributed search's tuner workers hold a client of the chief's oracle, which
         # does not say which points are seeds: their seed trials train as any other.
         seeds = getattr(self.oracle, "first_values", lambda: [])()[1:]
-        if self.seed_epochs and values in seeds:
+        if self.seed_epochs and any(selection.is_start(values, seed) for seed in seeds):
             fit_kwargs["epochs"] = max(self.seed_epochs, fit_kwargs.get("epochs", 0))
         return super().run_trial(trial, *fit_args, **fit_kwargs)
 
