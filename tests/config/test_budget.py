@@ -1,4 +1,6 @@
 """The time budget's parsing and what each part of a run costs, from given step times."""
+import json
+
 import pytest
 
 from tftransfer.config import budget as budget_lib
@@ -60,4 +62,18 @@ def test_other_resolutions_scale_the_backbone_s_steps_by_pixels():
     assert (small.head, small.setup) == (times.head, times.setup)
     assert budget_lib.at_size(times, 224) == times == budget_lib.at_size(times, None)
     saved = budget_lib.times_to_dict(times)
+    assert budget_lib.times_from_dict(saved) == times
+
+
+def test_a_fine_tuning_phase_is_charged_its_own_tracing():
+    times = StepTimes(**{**TIMES.__dict__, "fine_tune_setup": {4: 12.0, -1: 20.0}})
+    frozen = budget_lib.training_seconds(times, WORK, 0, 3, 1)
+    assert frozen == pytest.approx(5.0 + 3 * budget_lib.epoch_seconds(times, WORK, 0))
+    two_phases = budget_lib.training_seconds(times, WORK, -1, 3, 1)
+    assert two_phases == pytest.approx(5.0 + 20.0 + budget_lib.epoch_seconds(times, WORK, 0)
+                                       + 2 * budget_lib.epoch_seconds(times, WORK, -1))
+    assert budget_lib.training_seconds(times, WORK, 4, 3, 0) == pytest.approx(
+        12.0 + 3 * budget_lib.epoch_seconds(times, WORK, 4))
+    assert TIMES.setup_at(-1) == TIMES.setup   # not measured: as a frozen model's
+    saved = json.loads(json.dumps(budget_lib.times_to_dict(times)))
     assert budget_lib.times_from_dict(saved) == times

@@ -19,7 +19,7 @@ def test_measures_frozen_the_deepest_and_the_flags_depth_and_interpolates_the_re
     cfg, strategy, data = _setup(tmp_path, tiny_hub_dir, color_folder, image_size=24,
                                  fine_tune_depth=1)
     times = step_times.measure(cfg, data, (0, 1, 2, -1), strategy)
-    assert set(times.train) == {0, 1, 2, -1}
+    assert set(times.train) == {0, 1, 2, -1} and set(times.fine_tune_setup) == {1, 2, -1}
     assert all(t > 0 for t in (*times.train.values(), times.forward, times.head, times.setup))
     low, high = sorted((times.train[1], times.train[-1]))
     assert low <= times.train[2] <= high   # interpolated between its measured neighbours
@@ -56,3 +56,5 @@ def test_without_the_deepest_its_step_is_estimated_from_the_frozen_one(
     assert built_depths == [0]
     assert times.train[-1] == times.train[0] * step_times.FULL_BACKPROP_FACTOR
     assert times.train[0] < times.train[1] < times.train[2] < times.train[-1]
+    assert times.fine_tune_setup[-1] == times.setup * step_times.FULL_TRACE_FACTOR
+    assert times.setup < times.fine_tune_setup[1] < times.fine_tune_setup[-1]

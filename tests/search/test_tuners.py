@@ -257,6 +257,27 @@ def test_a_seed_points_trial_starts_when_its_own_estimate_fits(make_tuner, clock
     assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
 
 
+def test_a_slowdown_costs_the_final_training_epochs_not_the_seed_points_trial(make_tuner,
+                                                                             clock):
+    oracle = make_tuner("random").oracle
+    oracle.seed_points = ({"fine_tune_depth": -1},)
+    oracle.deadline, oracle.trial_seconds, oracle.secured_seconds = 150.0, 20.0, 200.0
+    oracle.start_trial_seconds, oracle.seed_trial_seconds = 40.0, (20.0,)
+    _run_trial(oracle, clock, 56)                             # 1.4x its estimate
+    seed = oracle.create_trial("tuner0")
+    assert seed.status == kt.engine.trial.TrialStatus.RUNNING
+    assert seed.hyperparameters.values["fine_tune_depth"] == -1
+    # It started by the plain deadline: by the one moved to 150 - 0.4 x 200 = 70, its
+    # 1.4 x 20 s from 56 s would not have fitted.
+    assert oracle.effective_deadline() == pytest.approx(70.0)
+    assert clock["t"] + oracle.expected_trial_seconds(1) == pytest.approx(84.0)
+    clock["t"] += 28
+    oracle.update_trial(seed.trial_id, {"val_accuracy": 0.4})
+    oracle.end_trial(seed)
+    # A trial of the search's own draws is refused by the moved deadline: 84 + 28 > 70.
+    assert oracle.create_trial("tuner0").status == kt.engine.trial.TrialStatus.STOPPED
+
+
 def test_time_for_a_second_seed_is_kept_back_only_once_a_trial_could_need_one(
         make_tuner, clock):
     oracle = make_tuner("random").oracle

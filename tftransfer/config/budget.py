@@ -50,12 +50,18 @@ class StepTimes:
     forward: float                  # backbone and head on images, no gradient (evaluation)
     head: float                     # a training step of the head on cached features
     train: dict[int, float]         # a training step by fine-tune depth (0: frozen backbone)
-    setup: float                    # building and tracing one model (per trial)
+    setup: float                    # building and tracing one model, frozen (per trial)
     # Reading, decoding and augmenting one training batch: on a few cores it competes with
     # the steps for the same CPUs, so an epoch on images is charged both.
     input: float = 0.0
     # Other resolutions a search tries: {image size: its steps' time / the measured ones'}.
     scale: dict[int, float] = dataclasses.field(default_factory=dict)
+    # Building and tracing a fine-tuning phase, by depth: the backward pass through every
+    # block traced for 10-15 s on Lite0 against 1-2 s frozen, at 32 px as at 224.
+    fine_tune_setup: dict[int, float] = dataclasses.field(default_factory=dict)
+
+    def setup_at(self, depth: int) -> float:
+        return self.fine_tune_setup.get(depth, self.setup) if depth else self.setup
 
 
 def at_size(times: StepTimes, image_size: int | None) -> StepTimes:
@@ -124,8 +130,9 @@ def training_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
     if depth == 0:
         return times.setup + epochs * epoch_seconds(times, work, 0, fraction, cached)
     head = min(head_epochs, epochs)
-    phases = 2 if head else 1  # each phase compiles and traces its own steps
-    return (phases * times.setup + head * epoch_seconds(times, work, 0, fraction)
+    # Each phase compiles and traces its own steps.
+    setups = times.setup_at(depth) + (times.setup if head else 0.0)
+    return (setups + head * epoch_seconds(times, work, 0, fraction)
             + (epochs - head) * epoch_seconds(times, work, depth, fraction))
 
 
@@ -158,14 +165,17 @@ def final_seconds(times: StepTimes, work: Workload, depth: int, epochs: int,
     return training_seconds(times, work, depth, epochs, min(head_epochs, max(epochs - 1, 0)))
 
 
+_KEYED = ("train", "scale", "fine_tune_setup")   # dicts keyed by an integer
+
+
 def times_to_dict(times: StepTimes) -> dict:
-    return {**dataclasses.asdict(times), "train": {str(d): t for d, t in times.train.items()},
-            "scale": {str(s): f for s, f in times.scale.items()}}
+    saved = dataclasses.asdict(times)
+    return {**saved, **{name: {str(k): v for k, v in saved[name].items()} for name in _KEYED}}
 
 
 def times_from_dict(saved: dict) -> StepTimes:
-    return StepTimes(**{**saved, "train": {int(d): t for d, t in saved["train"].items()},
-                        "scale": {int(s): f for s, f in saved.get("scale", {}).items()}})
+    return StepTimes(**{**saved, **{name: {int(k): v for k, v in saved.get(name, {}).items()}
+                                    for name in _KEYED}})
 
 
 def interpolate_depths(train: dict[int, float], depths, num_blocks: int) -> dict[int, float]:

@@ -179,9 +179,11 @@ def _reserve(run: BudgetedRun, cfg) -> float:
 
 
 def training_deadline(run: BudgetedRun, final_cfg) -> train_lib.Deadline:
-    """When the final training must stop to leave evaluation and export their time."""
+    """When the final training must stop to leave evaluation and export their time; a
+    fit's first epoch counts without the tracing of its phase (the deeper one's, as a
+    head phase's first epoch still counts a quarter)."""
     return train_lib.Deadline(time.time() + run.ledger.left() - _reserve(run, final_cfg),
-                              run.times.setup)
+                              run.times.setup_at(final_cfg.backbone.fine_tune_depth))
 
 
 def block(run: BudgetedRun, final_cfg) -> dict:

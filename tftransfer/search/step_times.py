@@ -6,7 +6,6 @@ weights every later stage starts from untouched.
 """
 from __future__ import annotations
 
-import statistics
 import time
 
 import tensorflow as tf
@@ -57,11 +56,13 @@ def _input_seconds(dataset, batches: int = INPUT_BATCHES) -> float:
 
 # Budgets below this do not time the deepest fine-tuning: tracing and timing it took
 # about 27 s, 15 % of a 3-minute budget, where it is rarely affordable anyway. Its step is
-# then taken as FULL_BACKPROP_FACTOR frozen steps (a backward pass costs about two
-# forward ones; on Lite0 at 224 px it was 3.3), and the search's deadline and the final
-# training's stop follow what steps really take.
+# then taken as FULL_BACKPROP_FACTOR frozen steps and its tracing as FULL_TRACE_FACTOR
+# frozen ones (on Lite0, five timings each at 32, 64 and 224 px: steps 3.2-6.9x, median
+# 4.2x, as the update of every weight costs the same at any size; tracing 5.5-9.5x), and
+# the search's deadline and the final training's stop follow what steps really take.
 MEASURE_DEEPEST_BUDGET = 600.0
-FULL_BACKPROP_FACTOR = 3.0
+FULL_BACKPROP_FACTOR = 4.0
+FULL_TRACE_FACTOR = 5.0
 
 
 def _deepest(depths) -> int:
@@ -74,12 +75,21 @@ def _measured_depths(depths, start_depth: int, deepest_too: bool = True) -> set[
     return {0, start_depth} | ({_deepest(depths)} if deepest_too else set())
 
 
-def _with_deepest(train: dict[int, float], depths) -> dict[int, float]:
-    """`train` with the deepest of `depths` estimated from the frozen step if not timed."""
+def _with_deepest(measured: dict[int, float], depths, factor: float) -> dict[int, float]:
+    """`measured` (by depth) with the deepest of `depths` estimated as `factor` x the
+    frozen one's if not timed."""
     deepest = _deepest(depths)
-    if deepest in train:
-        return train
-    return {**train, deepest: train[0] * FULL_BACKPROP_FACTOR}
+    if deepest in measured:
+        return measured
+    return {**measured, deepest: measured[0] * factor}
+
+
+def _by_depth(measured: dict[int, float], depths, num_blocks: int,
+              factor: float) -> dict[int, float]:
+    """Every depth in `depths`: measured, or interpolated by blocks (the deepest estimated
+    when not timed)."""
+    return budget_lib.interpolate_depths(_with_deepest(measured, depths, factor), depths,
+                                         num_blocks)
 
 
 def _built(cfg, module, num_classes: int, size: int, depth: int, strategy):
@@ -133,12 +143,12 @@ def measure(cfg, data, depths, strategy, sizes=(),
         return lambda n: model.predict(batches.map(lambda x, y: x), steps=n, verbose=0)
     with strategy.scope():
         module = backbone_lib.load_module(cfg.backbone.hub_handle)
-    train, setups, forward, head_step = {}, [], None, None
+    train, setups, forward, head_step = {}, {}, None, None
     measured = _measured_depths(set(depths), cfg.backbone.fine_tune_depth, deepest_too)
     for depth in sorted(measured, key=lambda d: (d == -1, d)):
         model, built = _built(cfg, module, num_classes, size, depth, strategy)
         first, train[depth] = _per_step(_fitting(model, batches))
-        setups.append(built + first)
+        setups[depth] = built + first
         if depth == 0:
             _, forward = _per_step(predicting(model))
             features = tf.data.Dataset.from_tensors(
@@ -149,13 +159,16 @@ def measure(cfg, data, depths, strategy, sizes=(),
             _, head_step = _per_step(
                 lambda n: head.fit(features, steps_per_epoch=n, epochs=1, verbose=0))
     scale = _size_scale(cfg, module, images, labels, num_classes, sizes, train[0], strategy)
-    train = budget_lib.interpolate_depths(_with_deepest(train, depths), depths,
-                                          model.backbone.num_blocks)
-    times = budget_lib.StepTimes(forward, head_step, train, statistics.mean(setups),
-                                 _input_seconds(data.train), scale)
+    blocks = model.backbone.num_blocks
+    train = _by_depth(train, depths, blocks, FULL_BACKPROP_FACTOR)
+    setups = _by_depth(setups, depths, blocks, FULL_TRACE_FACTOR)
+    times = budget_lib.StepTimes(forward, head_step, train, setups[0],
+                                 _input_seconds(data.train), scale,
+                                 {d: t for d, t in setups.items() if d})
     logging.info("Step times (s per batch of %d at %d px): train %s (measured at depths "
                  "%s), input %.3f, inference %.3f, head on features %.4f; building a model "
-                 "%.1f s; other sizes x%s", int(images.shape[0]), size,
+                 "%s s by depth; other sizes x%s", int(images.shape[0]), size,
                  {d: round(t, 3) for d, t in train.items()}, sorted(measured), times.input,
-                 forward, head_step, times.setup, {s: round(f, 3) for s, f in scale.items()})
+                 forward, head_step, {d: round(t, 1) for d, t in setups.items()},
+                 {s: round(f, 3) for s, f in scale.items()})
     return times
