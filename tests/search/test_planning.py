@@ -19,8 +19,8 @@ def _run(folder):
     return planning.BudgetedRun(None, ledger, plan, TIMES, WORK, True, False, None, None), plan
 
 
-def _trial(depth, seconds):
-    return {"status": "COMPLETED", "seconds": seconds,
+def _trial(depth, seconds, seed=False):
+    return {"status": "COMPLETED", "seconds": seconds, "seed": seed,
             "hyperparameters": {"fine_tune_depth": depth, "augment": 0}}
 
 
@@ -31,6 +31,10 @@ def test_trials_slower_than_estimated_scale_the_final_training_down(tmp_path, ti
     assert planning._slowdown(run, [_trial(2, 2 * estimate)]) == pytest.approx(2.0)
     assert planning._slowdown(run, []) == 1.0
     assert planning._slowdown(run, [_trial(2, 100 * estimate)]) == plan_lib.MAX_SLOWDOWN
+    # A seed point's trial trains longer (budget.SEED_TRIAL_STEPS) and is estimated so.
+    seed = budget_lib.trial_seconds(TIMES, WORK, -1, plan.search_fraction, False, seed=True)
+    assert seed > budget_lib.trial_seconds(TIMES, WORK, -1, plan.search_fraction, False)
+    assert planning._slowdown(run, [_trial(-1, seed, seed=True)]) == pytest.approx(1.0)
     cfg = make_config(tmp_path / "o", dataset=color_folder, hub_handle=tiny_hub_dir,
                       fine_tune_depth=2, epochs=6, head_epochs=1)
     as_estimated = planning.final_config(run, cfg, [_trial(2, estimate)]).train.epochs

@@ -138,6 +138,17 @@ def test_a_seed_points_trial_trains_for_the_seed_epochs(make_tuner):
     assert [tuner.run_trial(t, epochs=3)["epochs"] for t in (start, seed, other)] == [3, 9, 3]
 
 
+def test_search_json_marks_the_seed_points_trials(make_tuner, clock):
+    from tftransfer.search import tuning
+
+    tuner = make_tuner("random")
+    tuner.oracle.seed_points = ({"fine_tune_depth": -1},)
+    for _ in range(3):
+        _run_trial(tuner.oracle, clock, 1)
+    records = sorted(tuning._trial_records(tuner), key=lambda r: int(r["trial_id"]))
+    assert [r["seed"] for r in records] == [False, True, False]
+
+
 def test_a_resumed_search_does_not_rerun_the_starting_point(make_tuner):
     oracle = make_tuner("random").oracle
     first = oracle.create_trial("tuner0")

@@ -129,12 +129,16 @@ def _slowdown(run: BudgetedRun, trials: list[dict]) -> float:
     """How much longer the search's trials took than estimated from the step times (1.0
     without trials), within [MIN_SLOWDOWN, MAX_SLOWDOWN]: the final training's epochs are
     sized with it, as steps measured in isolation miss what a real fit adds."""
-    def estimate(values: dict) -> float:
+    def estimate(trial: dict) -> float:
+        values = trial["hyperparameters"]
+        # A seed point's trial is estimated at its own length: at a plain trial's, a
+        # 5-minute run's seed looked 2x slow and its final training was sized to half of
+        # the time it was left.
         return budget_lib.trial_seconds(
             budget_lib.at_size(run.times, values.get("image_size")), run.work,
             int(values.get("fine_tune_depth", 0)), run.plan.search_fraction,
-            run.cache_frozen and not values.get("augment"))
-    pairs = [(t["seconds"], estimate(t["hyperparameters"]))
+            run.cache_frozen and not values.get("augment"), trial.get("seed", False))
+    pairs = [(t["seconds"], estimate(t))
              for t in trials if t.get("seconds") and t["status"] == "COMPLETED"]
     if not pairs:
         return 1.0
