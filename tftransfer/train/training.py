@@ -166,8 +166,12 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
             classifier, [*_ema_callbacks(cfg), *callbacks], backup_dir, name)
         clock = time.perf_counter()
         epoch_ends = []
-        phase_callbacks.append(keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda *_: epoch_ends.append(round(time.perf_counter() - clock, 2))))
+
+        def epoch_ended(*_):
+            # Rounded down: to the nearest, the last epoch's end could read later than the
+            # phase's own end, taken just after it.
+            epoch_ends.append(math.floor((time.perf_counter() - clock) * 100) / 100)
+        phase_callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=epoch_ended))
         # A finished phase (perhaps stopped early) only restores its final state: 0 epochs.
         # The pipelines shuffle themselves; Keras warns about its default shuffle=True.
         history = classifier.fit(train_data, validation_data=validation_data,
