@@ -42,6 +42,10 @@ class _StartsAtDefaults(private_api.StartingValuesFirst):
         start = self.starting_values()
         return [start, *({**start, **point} for point in self.seed_points)]
 
+    def is_seed(self, values: dict) -> bool:
+        """Whether a trial's `values` are a seed point's."""
+        return any(selection.is_start(values, seed) for seed in self.first_values()[1:])
+
 
 class _AtomicStateFiles:
     """Oracle and tuner mixin: oracle.json, each trial.json and the tuner's own file
@@ -199,11 +203,10 @@ class _LongerSeedTrials:
     seed_epochs: int = 0
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
-        values = trial.hyperparameters.values
         # A distributed search's tuner workers hold a client of the chief's oracle, which
         # does not say which points are seeds: their seed trials train as any other.
-        seeds = getattr(self.oracle, "first_values", lambda: [])()[1:]
-        if self.seed_epochs and any(selection.is_start(values, seed) for seed in seeds):
+        is_seed = getattr(self.oracle, "is_seed", lambda values: False)
+        if self.seed_epochs and is_seed(trial.hyperparameters.values):
             fit_kwargs["epochs"] = max(self.seed_epochs, fit_kwargs.get("epochs", 0))
         return super().run_trial(trial, *fit_args, **fit_kwargs)
 

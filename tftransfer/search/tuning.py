@@ -187,10 +187,9 @@ def _check_depths(space: dict, num_blocks: int) -> None:
 def _trial_records(tuner) -> list[dict]:
     """search.json's trials; `seed`: a seed point's (it trains longer)."""
     runs = tuner.trial_runs()
-    seeds = tuner.oracle.first_values()[1:]
     records = [{"trial_id": t.trial_id, "status": t.status, "score": t.score,
                 "hyperparameters": t.hyperparameters.values,
-                "seed": any(selection.is_start(t.hyperparameters.values, s) for s in seeds),
+                "seed": tuner.oracle.is_seed(t.hyperparameters.values),
                 "tuner": runs.get(t.trial_id, {}).get("tuner"),
                 "seconds": round(runs.get(t.trial_id, {}).get("seconds", 0.0), 2),
                 "message": (t.message or "").strip().splitlines()[-1:] or None}
