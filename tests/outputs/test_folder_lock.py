@@ -1,4 +1,5 @@
 """One process per role in an output folder; a dead holder's lock is taken over."""
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +22,19 @@ def test_a_second_holder_is_refused_with_the_first_one_named(tmp_path):
     first.close()
     other_role.close()
     folder_lock.hold(str(tmp_path)).close()   # released: taken again
+
+
+def test_a_holder_that_has_not_yet_written_its_line_is_still_named(tmp_path):
+    """Two runs started together: the loser may look before the winner has written."""
+    path = tmp_path / ".run.lock"
+    with open(path, "a+", encoding="utf-8") as taken:
+        fcntl.flock(taken, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        writer = threading.Timer(0.2, lambda: (taken.write("host h process 7\n"),
+                                               taken.flush()))
+        writer.start()
+        with pytest.raises(folder_lock.FolderInUse, match="is in use by host h process 7 "):
+            folder_lock.hold(str(tmp_path))
+        writer.join()
 
 
 def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import time
 from typing import IO
 
 from tftransfer.config.errors import UserError
@@ -29,8 +30,7 @@ def hold(output_dir: str, role: str = "run") -> IO:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
+        holder = _holder(lock)
         lock.close()
         raise FolderInUse(f"--output_dir {output_dir} is in use by {holder} ({path}); wait "
                           f"for that run or choose another --output_dir") from None
@@ -39,6 +39,18 @@ def hold(output_dir: str, role: str = "run") -> IO:
     lock.write(f"host {socket.gethostname()} process {os.getpid()}\n")
     lock.flush()
     return lock
+
+
+def _holder(lock: IO, attempts: int = 20) -> str:
+    """The line the holder wrote; a holder that has just taken the lock has not yet
+    written it, so this waits up to a second for it."""
+    for _ in range(attempts):
+        lock.seek(0)
+        holder = lock.read().strip()
+        if holder:
+            return holder
+        time.sleep(0.05)
+    return "another process"
 
 
 @contextlib.contextmanager
