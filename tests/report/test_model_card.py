@@ -1,26 +1,17 @@
-"""The model card: intervals, sections from a sample run's dicts, and the card in a real
+"""The model card: sections from a sample run's dicts, and the card in a real
 export's assets/."""
 import json
 import os
 
 import numpy as np
-import pytest
 from conftest import make_config
 from scipy import stats
 
 from tftransfer.evaluate import metrics as classification_metrics
 from tftransfer.outputs import files
-from tftransfer.report import model_card
+from tftransfer.report import intervals, model_card
 
 NAMES = ["cat", "dog", "bird"]
-
-
-@pytest.mark.parametrize("successes, n", [(81, 100), (0, 10), (10, 10), (437, 500), (1, 3)])
-def test_wilson_interval_matches_scipy(successes, n):
-    expected = stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
-    low, high = model_card.wilson_interval(successes, n)
-    assert low == pytest.approx(expected.low, abs=1e-9)
-    assert high == pytest.approx(expected.high, abs=1e-9)
 
 
 def _scores(n=60, seed=0, skill=2.0):
@@ -30,19 +21,6 @@ def _scores(n=60, seed=0, skill=2.0):
     logits = rng.normal(size=(n, 3)) + skill * np.eye(3)[labels]
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     return classification_metrics.compute(labels, probabilities, NAMES)
-
-
-def test_macro_f1_interval_brackets_the_score_and_narrows_with_more_images():
-    small, large = _scores(60), _scores(6000)
-    confusion = np.asarray(small["confusion_matrix"])
-    assert model_card._macro_f1(confusion) == pytest.approx(small["macro_f1"])
-    low, high = model_card.macro_f1_interval(small["confusion_matrix"])
-    assert low < small["macro_f1"] < high
-    large_low, large_high = model_card.macro_f1_interval(large["confusion_matrix"])
-    assert large_low < large["macro_f1"] < large_high
-    assert (large_high - large_low) < (high - low) / 5  # ~ 1/sqrt(100) as wide
-    assert model_card.macro_f1_interval(small["confusion_matrix"]) == (low, high)  # seeded
-    assert model_card.macro_f1_interval(np.diag([5, 7, 9])) == (1.0, 1.0)
 
 
 def _config(tmp_path, **values):
@@ -92,7 +70,7 @@ def test_the_card_holds_every_section_with_correct_intervals(tmp_path):
     low, high = stats.binomtest(correct, 60).proportion_ci(method="wilson")
     assert (f"| accuracy | {100 * test['accuracy']:.1f} % | [{100 * low:.1f}, "
             f"{100 * high:.1f}] % | Wilson score |") in card
-    f1_low, f1_high = model_card.macro_f1_interval(test["confusion_matrix"])
+    f1_low, f1_high = intervals.macro_f1(test["confusion_matrix"])
     assert f"| macro-F1 | {100 * test['macro_f1']:.1f} % | [{100 * f1_low:.1f}, " in card
     assert "Test split, 60 images" in card and "Validation split, 40 images" in card
     assert f"{test['expected_calibration_error']:.4f}" in card

@@ -9,56 +9,22 @@ export, from their metrics.json block. No TensorFlow here.
 """
 from __future__ import annotations
 
-import math
 import os
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
 from tftransfer.export.layout import is_saved_model
 from tftransfer.outputs import files as atomic, run_folder
+from tftransfer.report import intervals
 from tftransfer.report.format import Heading, Paragraph, Table, to_markdown
 
-Z_95 = 1.959963984540054        # the standard normal's 97.5th percentile
-BOOTSTRAP_DRAWS = 2000
-BOOTSTRAP_SEED = 0
 VARIANTS = ("ensemble", "adversarial")   # metrics.json blocks that carry an export_dir
 # Thresholds of the limitations the card points out.
 IMBALANCE_RATIO = 3.0           # largest / smallest training class
 FEW_EXAMPLES = 50               # training images of a class
 SMALL_EVALUATION = 1000         # images of the split the metrics come from
 POOR_CALIBRATION = 0.05         # ECE
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion; (0, 1) without trials."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _macro_f1(confusions: np.ndarray) -> np.ndarray:
-    """Macro-F1 of confusion matrices [..., C, C] (rows true), averaged over all C classes,
-    a class with no true and no predicted example scoring 0 (metrics.py's convention)."""
-    hits = np.diagonal(confusions, axis1=-2, axis2=-1)
-    total = confusions.sum(axis=-1) + confusions.sum(axis=-2)
-    f1 = np.divide(2 * hits, total, out=np.zeros(hits.shape), where=total > 0)
-    return f1.mean(axis=-1)
-
-
-def macro_f1_interval(confusion: Sequence[Sequence[int]], draws: int = BOOTSTRAP_DRAWS,
-                      seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """A percentile-bootstrap 95 % interval of macro-F1: the evaluation set is resampled
-    with replacement, which amounts to a multinomial draw over the confusion matrix's
-    cells, so no per-example predictions are needed."""
-    counts = np.asarray(confusion, dtype=np.int64)
-    n = int(counts.sum())
-    cells = np.random.default_rng(seed).multinomial(n, counts.ravel() / n, size=draws)
-    scores = _macro_f1(cells.reshape((draws,) + counts.shape))
-    return float(np.percentile(scores, 2.5)), float(np.percentile(scores, 97.5))
 
 
 def _percent(value: float) -> str:
@@ -124,11 +90,11 @@ def _data_blocks(config: Mapping, metrics: Mapping) -> list:
 def _metric_rows(scores: Mapping) -> list[tuple]:
     n = scores["num_examples"]
     correct = int(np.trace(np.asarray(scores["confusion_matrix"])))
-    rows = [("accuracy", _percent(scores["accuracy"]), _interval(*wilson_interval(correct, n)),
+    rows = [("accuracy", _percent(scores["accuracy"]), _interval(*intervals.wilson(correct, n)),
              "Wilson score")]
     rows.append(("macro-F1", _percent(scores["macro_f1"]),
-                 _interval(*macro_f1_interval(scores["confusion_matrix"])),
-                 f"bootstrap, {BOOTSTRAP_DRAWS} resamples"))
+                 _interval(*intervals.macro_f1(scores["confusion_matrix"])),
+                 f"bootstrap, {intervals.BOOTSTRAP_DRAWS} resamples"))
     if scores.get("balanced_accuracy") is not None:
         rows.append(("balanced accuracy", _percent(scores["balanced_accuracy"]), "", ""))
     if scores.get("top5_accuracy") is not None:

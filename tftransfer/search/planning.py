@@ -16,7 +16,7 @@ from tftransfer.data import pipeline as data_lib
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs.ledger import Ledger
 from tftransfer.search import inputs as inputs_lib, space as search_space, step_times, tuning
-from tftransfer.train import training as train_lib
+from tftransfer.train.callbacks import Deadline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,11 +182,11 @@ def _reserve(run: BudgetedRun, cfg) -> float:
     return budget_lib.reserve_seconds(_times_of(run, cfg), run.work)
 
 
-def training_deadline(run: BudgetedRun, final_cfg) -> train_lib.Deadline:
+def training_deadline(run: BudgetedRun, final_cfg) -> Deadline:
     """When the final training must stop to leave evaluation and export their time; a
     fit's first epoch counts without the tracing of its phase (the deeper one's, as a
     head phase's first epoch still counts a quarter)."""
-    return train_lib.Deadline(time.time() + run.ledger.left() - _reserve(run, final_cfg),
+    return Deadline(time.time() + run.ledger.left() - _reserve(run, final_cfg),
                               run.times.setup_at(final_cfg.backbone.fine_tune_depth))
 
 

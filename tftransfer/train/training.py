@@ -12,7 +12,6 @@ every phase has finished.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -22,14 +21,13 @@ import warnings
 import keras
 from absl import logging
 
-from tftransfer import private_api
 from tftransfer.config.errors import TrainingDiverged
 from tftransfer.config.run_config import RunConfig
 from tftransfer.data.pipeline import DataBundle, replica_safe_batch_size
 from tftransfer.model import compile as compile_lib
 from tftransfer.model.backbone import HubBackbone
 from tftransfer.outputs import console, files as atomic, run_folder
-from tftransfer.train import class_weights
+from tftransfer.train import backup, callbacks as train_callbacks, class_weights
 
 
 @dataclasses.dataclass
@@ -89,24 +87,6 @@ def _raise_if_diverged(history: dict, phase: str, peak_lr: float) -> None:
                                f"lower --learning_rate (peak was {peak_lr:g}) or --l2")
 
 
-def _with_backup(classifier: keras.Model, callbacks: list, backup_dir: str | None,
-                 phase: str) -> tuple[list, dict | None]:
-    """The phase's callbacks with its BackupAndRestore, and what it recorded if it finished."""
-    if backup_dir is None:
-        return callbacks, None
-    folder = os.path.join(backup_dir, phase)
-    if os.path.isdir(folder) and atomic.read_json(
-            os.path.join(folder, "training_metadata.json")) is None:
-        shutil.rmtree(folder)  # killed while writing its first backup: nothing to resume
-    # BackupAndRestore sets this and Keras never resets it: it would leak into the next phase.
-    private_api.forget_resumed_epoch(classifier)
-    # Kept after the phase (train() deletes the whole backup): the next phase starts from it.
-    backup = keras.callbacks.BackupAndRestore(folder, double_checkpoint=True,
-                                              delete_checkpoint=False)
-    return [*callbacks, backup], atomic.read_json(
-        os.path.join(backup_dir, f"{phase}.finished.json"))
-
-
 def _ema_callbacks(cfg: RunConfig) -> list:
     """With --ema, validation and every later callback of an epoch (the best checkpoint
     among them) see the averaged weights; training steps go on from the raw ones."""
@@ -162,7 +142,7 @@ def run_phases(classifier: keras.Model, backbone: HubBackbone | None, train_data
                      len(classifier.trainable_weights),
                      f", weights averaged (momentum {classifier.optimizer.ema_momentum:.4f})"
                      if cfg.train.ema else "")
-        phase_callbacks, finished = _with_backup(
+        phase_callbacks, finished = backup.for_phase(
             classifier, [*_ema_callbacks(cfg), *callbacks], backup_dir, name)
         clock = time.perf_counter()
         epoch_ends = []
@@ -208,104 +188,8 @@ def _profiled_steps(cfg: RunConfig) -> tuple[int, int] | int:
     return (2, 1 + steps) if steps else 0
 
 
-def _training_identity(cfg: RunConfig) -> dict:
-    """The settings a backup depends on (JSON-normalised, so tuples compare as lists)."""
-    sections = {k: v for k, v in cfg.to_dict().items()
-                if k in ("seed", "data", "backbone", "head", "train")}
-    return json.loads(json.dumps(sections))
-
-
-def _open_backup(backup_dir: str, cfg: RunConfig) -> float | None:
-    """Keeps a backup only if this configuration wrote it; returns its best val_accuracy."""
-    state_path = os.path.join(backup_dir, "state.json")
-    state = atomic.read_json(state_path)
-    if os.path.isdir(backup_dir) and (state or {}).get("config") != _training_identity(cfg):
-        logging.warning("Discarding the training backup in %s: it does not match this "
-                        "configuration", backup_dir)
-        shutil.rmtree(backup_dir)
-        state = None
-    os.makedirs(backup_dir, exist_ok=True)
-    if state is None:
-        atomic.write_json(state_path, {"config": _training_identity(cfg)})
-        return None
-    return state.get("best_val_accuracy")
-
-
-def _record_best(backup_dir: str, best: float) -> None:
-    state_path = os.path.join(backup_dir, "state.json")
-    atomic.write_json(state_path, {**atomic.read_json(state_path), "best_val_accuracy": best})
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Early stopping whose count of epochs without improvement survives a resume: it is
-    saved with the backup after every epoch and restored when BackupAndRestore resumes
-    the phase right after the saved epoch. Each phase (each fit) still starts afresh."""
-
-    def __init__(self, state_path: str, **kwargs):
-        super().__init__(**kwargs)
-        self.state_path = state_path
-        self._first_epoch_of_fit = True
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._first_epoch_of_fit = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._first_epoch_of_fit:
-            self._first_epoch_of_fit = False
-            saved = atomic.read_json(self.state_path)
-            # Set by BackupAndRestore when it resumes this phase from its backup.
-            resumed = bool(private_api.resumed_epoch(self.model))
-            if resumed and saved and saved["epoch"] == epoch - 1:
-                self.wait, self.best = saved["wait"], saved["best"]
-                logging.info("Early stopping resumed: %d epoch(s) without improvement",
-                             self.wait)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        best = None if self.best is None else float(self.best)
-        atomic.write_json(self.state_path, {"epoch": epoch, "wait": self.wait, "best": best})
-
-
-@dataclasses.dataclass(frozen=True)
-class Deadline:
-    at: float                    # time.time() by which the final training must end
-    trace_seconds: float = 0.0   # what a fit's first epoch spends building and tracing
-
-
-class StopAtDeadline(keras.callbacks.Callback):
-    """Ends a fit when its next epoch, as long as its slowest so far, would end after the
-    deadline: a budgeted run's guard for when its estimates were short. A fit's first
-    epoch counts without its tracing (at least a quarter of it counts): taken whole, a
-    slow first epoch once ended a final training after 1 of 8 epochs."""
-
-    def __init__(self, deadline: Deadline):
-        super().__init__()
-        self.deadline, self.slowest, self.epoch_start = deadline, 0.0, 0.0
-        self.first_of_fit = True
-
-    def on_train_begin(self, logs=None):
-        self.first_of_fit = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.time()
-        took = now - self.epoch_start
-        if self.first_of_fit:
-            took = max(took - self.deadline.trace_seconds, took / 4)
-            self.first_of_fit = False
-        self.slowest = max(self.slowest, took)
-        last = epoch + 1 >= self.params.get("epochs", 0)
-        if not last and now + self.slowest > self.deadline.at:
-            logging.warning("Stopping after epoch %d: another would overrun the time budget",
-                            epoch + 1)
-            self.model.stop_training = True
-
-
 def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
-          cfg: RunConfig, deadline: Deadline | None = None,
+          cfg: RunConfig, deadline: train_callbacks.Deadline | None = None,
           start_score: float | None = None) -> TrainResult:
     """The final training: phases, TensorBoard, early stopping, best weights restored;
     with a `deadline`, no epoch starts that would end after it. `start_score`: the
@@ -317,13 +201,13 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
                  keras.callbacks.TensorBoard(os.path.join(cfg.output_dir, run_folder.TENSORBOARD),
                                              profile_batch=_profiled_steps(cfg))]
     if deadline is not None:
-        callbacks.append(StopAtDeadline(deadline))
+        callbacks.append(train_callbacks.StopAtDeadline(deadline))
     backup_dir = os.path.join(cfg.output_dir, run_folder.BACKUP)
-    resumed_best = _open_backup(backup_dir, cfg)
+    resumed_best = backup.open_for(cfg, backup_dir)
     if resumed_best is None and start_score is not None and data.validation is not None:
         classifier.save_weights(best_path)
         resumed_best = start_score
-        _record_best(backup_dir, start_score)
+        backup.record_best(backup_dir, start_score)
     best_checkpoint, monitor = None, compile_lib.monitored(data.multi_label)
     if data.validation is not None:
         # One instance for all phases: phase 2 must beat phase 1's best to replace it.
@@ -332,10 +216,10 @@ def train(classifier: keras.Model, backbone: HubBackbone, data: DataBundle,
             best_path, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
             initial_value_threshold=resumed_best)
         callbacks.append(best_checkpoint)
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: _record_best(
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: backup.record_best(
             backup_dir, best_checkpoint.best)))
         if cfg.train.early_stopping_patience:
-            callbacks.append(ResumableEarlyStopping(
+            callbacks.append(train_callbacks.ResumableEarlyStopping(
                 os.path.join(backup_dir, "early_stopping.json"), monitor=monitor, mode="max",
                 patience=cfg.train.early_stopping_patience))
     try:

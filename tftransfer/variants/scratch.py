@@ -20,6 +20,7 @@ from tftransfer.data.pipeline import DataBundle
 from tftransfer.model import classifier as model_lib
 from tftransfer.outputs import run_folder
 from tftransfer.train import training as train_lib
+from tftransfer.train.callbacks import Deadline
 
 FOLDER = run_folder.SCRATCH
 BUDGETED_EPOCHS_FACTOR = 3  # under a budget the clock, not the epochs, ends the training
@@ -58,7 +59,7 @@ def train_from_scratch(data: DataBundle, cfg: RunConfig, strategy,
     os.makedirs(scratch_cfg.output_dir, exist_ok=True)
     deadline = None
     if cfg.search.time_budget:
-        deadline = train_lib.Deadline(time.time() + final_training_seconds)
+        deadline = Deadline(time.time() + final_training_seconds)
     logging.info("Training the same model from random weights for %d epoch(s)%s in %s",
                  scratch_cfg.train.epochs,
                  f", at most {final_training_seconds:.0f} s" if deadline else "",
